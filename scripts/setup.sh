@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs every build/test dependency from Debian (only the missing ones), then configures
+# and builds wsgate. Idempotent: a second run only rebuilds what changed.
+#
+#   scripts/setup.sh                  # release-with-debug-info build in build/
+#   scripts/setup.sh --sanitize       # ASan+UBSan build of the tests in build-asan/
+#   scripts/setup.sh --fuzz           # clang + libFuzzer build of the fuzz targets in build-fuzz/
+#   scripts/setup.sh --deps-only      # install packages, do not build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=default
+case "${1:-}" in
+  --sanitize) mode=sanitize ;;
+  --fuzz) mode=fuzz ;;
+  --deps-only) mode=deps ;;
+  "") ;;
+  *) echo "usage: $0 [--sanitize|--fuzz|--deps-only]" >&2; exit 2 ;;
+esac
+
+install_missing_packages() {
+  local wanted missing=()
+  wanted=$(grep -v -e '^#' -e '^[[:space:]]*$' scripts/deps.txt)
+  for p in $wanted; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+install_missing_packages
+[ "$mode" = deps ] && exit 0
+
+jobs=${WSGATE_JOBS:-2}
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+
+case "$mode" in
+  default)
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
+    cmake --build build -j"$jobs"
+    ;;
+  sanitize)
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON \
+      -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+    cmake --build build-asan -j"$jobs"
+    ;;
+  fuzz)
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DWSGATE_FUZZ=ON -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
+    cmake --build build-fuzz -j"$jobs"
+    ;;
+esac

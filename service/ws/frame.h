@@ -1,0 +1,68 @@
+// RFC 6455 frame headers: parse (with every role-independent validity rule) and write.
+// Pure functions over byte spans; no state, no allocation.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "service/ws/error.h"
+
+namespace wsgate::ws {
+
+enum class Opcode : std::uint8_t {
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA,
+};
+
+constexpr bool is_control(Opcode op) { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+
+inline constexpr std::size_t kMaxFrameHeaderLength = 14;  // 2 + 8 (length) + 4 (mask key)
+inline constexpr std::size_t kMaxControlPayload = 125;
+
+struct FrameHeader {
+  bool fin = false;
+  std::uint8_t rsv = 0;  // RSV1..3 as bits 2..0
+  Opcode opcode = Opcode::continuation;
+  bool masked = false;
+  std::array<std::uint8_t, 4> mask_key{};
+  std::uint8_t header_length = 0;  // bytes the header occupies on the wire
+  std::uint64_t payload_length = 0;
+};
+
+enum class ParseStatus : std::uint8_t { complete, need_more, error };
+
+struct ParseResult {
+  ParseStatus status;
+  FrameHeader header;                // valid when status == complete
+  Result error = Result::ok;         // valid when status == error
+  std::uint16_t close_code = 0;      // close code to send the peer when status == error
+};
+
+// Parses the frame header at the start of [data, data+size). Rejects, as E_INVALID_PROTOCOL_FORMAT
+// with close code 1002: RSV bits (no extension is negotiated), reserved opcodes, control frames
+// that are fragmented or longer than 125 bytes, non-minimal length encodings and 64-bit lengths
+// with the top bit set. Role rules (masking) and message-order rules are the caller's.
+ParseResult parse_frame_header(const std::uint8_t* data, std::size_t size) noexcept;
+
+// Writes a frame header into `out` (at least kMaxFrameHeaderLength bytes); returns its length.
+std::size_t write_frame_header(std::uint8_t* out, bool fin, Opcode opcode, bool masked,
+                               std::array<std::uint8_t, 4> mask_key,
+                               std::uint64_t payload_length) noexcept;
+
+// The length write_frame_header would produce.
+constexpr std::size_t frame_header_length(bool masked, std::uint64_t payload_length) {
+  return 2 + (payload_length < 126 ? 0 : payload_length <= 0xFFFF ? 2 : 8) + (masked ? 4 : 0);
+}
+
+// RFC 6455 §7.4: may this close code appear in a close frame? (1000-1003, 1007-1014, 3000-4999)
+constexpr bool is_valid_wire_close_code(std::uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+}  // namespace wsgate::ws

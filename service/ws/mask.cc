@@ -1,0 +1,67 @@
+#include "service/ws/mask.h"
+
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace wsgate::ws {
+
+std::size_t apply_mask(std::uint8_t* data, std::size_t size, MaskKey key,
+                       std::size_t offset) noexcept {
+  // Rotate the key so that byte 0 of `data` uses key[offset]; then the mask is a plain
+  // repeating 4-byte pattern and can be applied a word (or a vector) at a time.
+  std::uint8_t rotated[4];
+  for (std::size_t i = 0; i < 4; ++i) rotated[i] = key[(offset + i) & 3];
+  std::uint32_t k32;
+  std::memcpy(&k32, rotated, 4);
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i k128 = _mm_set1_epi32(static_cast<int>(k32));
+  for (; i + 64 <= size; i += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + 32));
+    __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + 48));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(data + i), _mm_xor_si128(a, k128));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(data + i + 16), _mm_xor_si128(b, k128));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(data + i + 32), _mm_xor_si128(c, k128));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(data + i + 48), _mm_xor_si128(d, k128));
+  }
+  for (; i + 16 <= size; i += 16) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(data + i), _mm_xor_si128(a, k128));
+  }
+#endif
+  const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
+  for (; i + 8 <= size; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    w ^= k64;
+    std::memcpy(data + i, &w, 8);
+  }
+  for (; i < size; ++i) data[i] ^= rotated[i & 3];
+  return (offset + size) & 3;
+}
+
+MaskKey random_mask_key() noexcept {
+  // A per-thread pool of CSPRNG output: one RAND_bytes call serves 1024 frames.
+  constexpr std::size_t kPoolKeys = 1024;
+  thread_local std::uint8_t pool[kPoolKeys * 4];
+  thread_local std::size_t next = kPoolKeys;
+  if (next == kPoolKeys) {
+    if (RAND_bytes(pool, sizeof pool) != 1) std::abort();  // no safe fallback for masking keys
+    next = 0;
+  }
+  MaskKey key;
+  std::memcpy(key.data(), pool + 4 * next, 4);
+  std::memset(pool + 4 * next, 0, 4);  // a used key does not linger in memory
+  ++next;
+  return key;
+}
+
+}  // namespace wsgate::ws
