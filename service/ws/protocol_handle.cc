@@ -185,11 +185,13 @@ template <class T>
 void ProtocolHandle::Ring<T>::push(const T& v) {
   if (size_ == items_.size()) {
     std::vector<T> bigger(std::max<std::size_t>(4, items_.size() * 2));
-    for (std::size_t i = 0; i < size_; ++i) bigger[i] = items_[(head_ + i) % items_.size()];
+    for (std::size_t i = 0; i < size_; ++i) {
+      bigger[i] = items_[(head_ + i) & (items_.size() - 1)];
+    }
     items_ = std::move(bigger);
     head_ = 0;
   }
-  items_[(head_ + size_) % items_.size()] = v;
+  items_[(head_ + size_) & (items_.size() - 1)] = v;
   ++size_;
 }
 
@@ -631,7 +633,15 @@ void ProtocolHandle::abort() {
 Result ProtocolHandle::next_send_action(Buffer* buffers, std::uint32_t capacity,
                                         std::uint32_t* count, Action* action, BufferType* type,
                                         void** app_context, void** action_context) {
-  if (send_outstanding_.action != Action::no_action || send_queue_.empty()) return Result::ok;
+  if (send_outstanding_.action != Action::no_action) return Result::ok;
+  if (send_queue_.empty()) {
+    // Nothing of the app's to send, but a pong may wait behind a read in progress.
+    if (pong_pending_ && !aborted_ && !wire_busy() &&
+        receive_outstanding_.action != Action::no_action) {
+      emit_pong(send_outstanding_, buffers, count, action, type, action_context);
+    }
+    return Result::ok;
+  }
   SendOp& op = send_queue_.front();
   if (!send_complete_ready_ && (aborted_ || send_stream_broken_)) {
     // Nothing more reaches the network: the Send completes as it stands.
@@ -649,9 +659,14 @@ Result ProtocolHandle::next_send_action(Buffer* buffers, std::uint32_t capacity,
   // The automatic pong (a receive-direction action) may be on the wire right now.
   if (receive_outstanding_.action == Action::send_to_network) return Result::ok;
   if (!send_in_frame_) {
-    // A new frame waits for a pending automatic pong while the receive direction is free to
-    // hand it out; when that direction is busy (a read in progress), sends are not held up.
-    if (pong_pending_ && receive_outstanding_.action == Action::no_action) return Result::ok;
+    if (pong_pending_ && !aborted_) {
+      // The pong goes before any new frame. The RECEIVE queue hands it out when that direction
+      // is free; when it is busy (a read in progress, which may wait for the peer indefinitely),
+      // this queue sends it instead, so it is neither stuck behind the read nor overtaken.
+      if (receive_outstanding_.action == Action::no_action) return Result::ok;
+      emit_pong(send_outstanding_, buffers, count, action, type, action_context);
+      return Result::ok;
+    }
     send_offset_ = 0;
     send_mask_key_ = (role_ == Role::client && !options_.disable_masking) ? random_mask_key()
                                                                           : MaskKey{};
@@ -669,7 +684,11 @@ void ProtocolHandle::build_send_frame(std::uint32_t capacity, Buffer* buffers,
   const SendOp& op = send_queue_.front();
   const bool masked = role_ == Role::client;  // DISABLE_MASKING keeps the bit, with key 0
   const bool first = !send_in_frame_;
-  Outstanding out{Action::send_to_network, next_token(Action::send_to_network), 0, first, 0};
+  // Filled in place: this is the per-frame hot path.
+  Outstanding& out = send_outstanding_;
+  out.action = Action::send_to_network;
+  out.token = next_token(Action::send_to_network);
+  out.first_of_frame = first;
 
   if (is_control(op.opcode)) {
     // Header and payload contiguous in handle memory: one buffer.
@@ -721,12 +740,16 @@ void ProtocolHandle::build_send_frame(std::uint32_t capacity, Buffer* buffers,
     out.payload_bytes = chunk;
   }
   send_in_frame_ = true;
-  send_outstanding_ = out;
 }
 
 void ProtocolHandle::complete_send(std::uint32_t bytes) {
   const Outstanding done = send_outstanding_;
   send_outstanding_ = {};
+  if (done.pong) {  // the automatic pong, sent from this queue
+    pong_pending_ = false;
+    if (bytes != done.expected_bytes && bytes != 0) send_stream_broken_ = true;
+    return;
+  }
   if (done.action == Action::indicate_send_complete) {
     send_queue_.pop();
     send_complete_ready_ = false;
@@ -751,8 +774,8 @@ void ProtocolHandle::complete_send(std::uint32_t bytes) {
 
 // Receive side ---------------------------------------------------------------------------------
 
-bool ProtocolHandle::emit_pong(Buffer* buffers, std::uint32_t* count, Action* action,
-                               BufferType* type, void** action_context) {
+void ProtocolHandle::emit_pong(Outstanding& slot, Buffer* buffers, std::uint32_t* count,
+                               Action* action, BufferType* type, void** action_context) {
   const bool masked = role_ == Role::client;
   const MaskKey key =
       (masked && !options_.disable_masking) ? random_mask_key() : MaskKey{};
@@ -765,10 +788,9 @@ bool ProtocolHandle::emit_pong(Buffer* buffers, std::uint32_t* count, Action* ac
   *count = 1;
   *action = Action::send_to_network;
   *type = BufferType::ping_pong;
-  receive_outstanding_ = {Action::send_to_network, next_token(Action::send_to_network),
-                          buffers[0].data.length, true, pong_length_};
-  *action_context = reinterpret_cast<void*>(receive_outstanding_.token);
-  return true;
+  slot = {Action::send_to_network, next_token(Action::send_to_network), buffers[0].data.length,
+          true, pong_length_, true};
+  *action_context = reinterpret_cast<void*>(slot.token);
 }
 
 Result ProtocolHandle::next_receive_action(Buffer* buffers, std::uint32_t capacity,
@@ -779,8 +801,8 @@ Result ProtocolHandle::next_receive_action(Buffer* buffers, std::uint32_t capaci
   if (receive_outstanding_.action != Action::no_action) return Result::ok;
   if (receive_failure_ != Result::ok) return receive_failure_;
   // The automatic pong, when the wire is free (no frame of ours is half written).
-  if (pong_pending_ && !send_in_frame_) {
-    emit_pong(buffers, count, action, type, action_context);
+  if (pong_pending_ && !wire_busy()) {
+    emit_pong(receive_outstanding_, buffers, count, action, type, action_context);
     return Result::ok;
   }
   if (receive_queue_.empty()) return Result::ok;
@@ -822,8 +844,8 @@ Result ProtocolHandle::next_receive_action(Buffer* buffers, std::uint32_t capaci
     return Result::ok;
   }
   // A ping just parsed: its pong goes out before we wait for more bytes.
-  if (pong_pending_ && !send_in_frame_) {
-    emit_pong(buffers, count, action, type, action_context);
+  if (pong_pending_ && !wire_busy()) {
+    emit_pong(receive_outstanding_, buffers, count, action, type, action_context);
     return Result::ok;
   }
   // Need more bytes from the network.
@@ -844,7 +866,7 @@ void ProtocolHandle::complete_receive(std::uint32_t bytes) {
   const Outstanding done = receive_outstanding_;
   receive_outstanding_ = {};
   switch (done.action) {
-    case Action::send_to_network:  // the automatic pong
+    case Action::send_to_network:  // the automatic pong, sent from this queue
       pong_pending_ = false;
       if (bytes != done.expected_bytes && bytes != 0) send_stream_broken_ = true;
       return;
@@ -900,6 +922,7 @@ Result ProtocolHandle::parse_received() {
     const std::uint32_t available = write_pos_ - read_pos_;
 
     if (!in_frame_) {
+      if (available < 2) return Result::ok;  // not even a frame header's first two bytes
       const ParseResult parsed = parse_frame_header(p, available);
       if (parsed.status == ParseStatus::need_more) return Result::ok;
       if (parsed.status == ParseStatus::error) return fail_receive(parsed.error, parsed.close_code);

@@ -157,8 +157,8 @@ class ProtocolHandle {
     std::uint32_t length;
     void* context;
   };
-  // A bounded-growth FIFO that reuses its storage: no allocation once it has reached its
-  // high-water mark (steady state).
+  // A growing FIFO that reuses its storage: no allocation once it has reached its high-water
+  // mark (steady state). Capacity is a power of two so indexing is a mask, not a division.
   template <class T>
   class Ring {
    public:
@@ -167,7 +167,7 @@ class ProtocolHandle {
     T& front() noexcept { return items_[head_]; }
     void push(const T& v);
     void pop() noexcept {
-      head_ = (head_ + 1) % items_.size();
+      head_ = (head_ + 1) & (items_.size() - 1);  // capacity is a power of two
       --size_;
     }
 
@@ -183,6 +183,7 @@ class ProtocolHandle {
     std::uint32_t expected_bytes = 0;  // SEND_TO_NETWORK: sum of buffer lengths
     bool first_of_frame = false;  // SEND_TO_NETWORK: the frame's first action
     std::uint32_t payload_bytes = 0;  // SEND_TO_NETWORK: payload bytes this action carries
+    bool pong = false;                // SEND_TO_NETWORK of the automatic pong
   };
   // What the receive side has ready for the head Receive.
   struct Indication {
@@ -213,8 +214,13 @@ class ProtocolHandle {
   Result next_receive_action(Buffer* buffers, std::uint32_t capacity, std::uint32_t* count,
                              Action* action, BufferType* type, void** app_context,
                              void** action_context);
-  bool emit_pong(Buffer* buffers, std::uint32_t* count, Action* action, BufferType* type,
-                 void** action_context);
+  void emit_pong(Outstanding& slot, Buffer* buffers, std::uint32_t* count, Action* action,
+                 BufferType* type, void** action_context);
+  // Is a frame of ours on the wire or half written (so no other frame may start)?
+  bool wire_busy() const noexcept {
+    return send_in_frame_ || send_outstanding_.action == Action::send_to_network ||
+           receive_outstanding_.action == Action::send_to_network;
+  }
   Result parse_received();  // fills indication_ or returns need-more (ok) / a violation
   Result fail_receive(Result result, std::uint16_t close_code);
   void indicate_close(std::uint16_t status, const std::uint8_t* reason, std::uint32_t length,
