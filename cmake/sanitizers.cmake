@@ -1,8 +1,13 @@
 # WSGATE_SANITIZE=ON: AddressSanitizer + UndefinedBehaviorSanitizer on every target.
+# WSGATE_TSAN=ON: ThreadSanitizer on every target (CI builds the daemon's threaded tests with it).
 # WSGATE_FUZZ=ON: clang's libFuzzer plus ASan/UBSan for the fuzz targets (tests/fuzz).
 if(WSGATE_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)
+endif()
+if(WSGATE_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
 endif()
 if(WSGATE_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")

@@ -2,9 +2,10 @@
 # Installs every build/test dependency from Debian (only the missing ones), then configures
 # and builds wsgate. Idempotent: a second run only rebuilds what changed.
 #
-#   scripts/setup.sh                  # release-with-debug-info build in build/
-#   scripts/setup.sh --sanitize       # ASan+UBSan build of the tests in build-asan/
-#   scripts/setup.sh --fuzz           # clang + libFuzzer build of the fuzz targets in build-fuzz/
+#   scripts/setup.sh                  # everything, RelWithDebInfo, in build/
+#   scripts/setup.sh --sanitize       # the engine and its tests under ASan+UBSan, in build-asan/
+#   scripts/setup.sh --tsan           # the daemon and its threaded tests under TSan, in build-tsan/
+#   scripts/setup.sh --fuzz           # clang + libFuzzer fuzz targets, in build-fuzz/
 #   scripts/setup.sh --deps-only      # install packages, do not build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +13,11 @@ cd "$(dirname "$0")/.."
 mode=default
 case "${1:-}" in
   --sanitize) mode=sanitize ;;
+  --tsan) mode=tsan ;;
   --fuzz) mode=fuzz ;;
   --deps-only) mode=deps ;;
   "") ;;
-  *) echo "usage: $0 [--sanitize|--fuzz|--deps-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--sanitize|--tsan|--fuzz|--deps-only]" >&2; exit 2 ;;
 esac
 
 install_missing_packages() {
@@ -46,13 +48,22 @@ case "$mode" in
     cmake --build build -j"$jobs"
     ;;
   sanitize)
+    # The engine and everything that feeds it untrusted bytes without threads.
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON \
-      -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+      -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_DAEMON=OFF "${launcher[@]}" >/dev/null
     cmake --build build-asan -j"$jobs"
+    ;;
+  tsan)
+    # The daemon and the tests that exercise its threads (gRPC threads + Asio threads).
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSGATE_TSAN=ON \
+      -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+    cmake --build build-tsan -j"$jobs" --target wsgated wsgate_proto_python \
+      protocol_component_service_test
     ;;
   fuzz)
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DWSGATE_FUZZ=ON -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
+      -DWSGATE_FUZZ=ON -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_TESTS=OFF -DWSGATE_BUILD_DAEMON=OFF \
+      "${launcher[@]}" >/dev/null
     cmake --build build-fuzz -j"$jobs"
     ;;
 esac

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Sets everything up (packages + build) and runs the whole test suite with CTest.
-#   scripts/test.sh               # normal build
-#   scripts/test.sh --sanitize    # the same tests under ASan+UBSan
+#   scripts/test.sh               # normal build: every test
+#   scripts/test.sh --sanitize    # the engine's tests under ASan+UBSan
+#   scripts/test.sh --tsan        # the daemon's threaded tests under ThreadSanitizer
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=build
-[ "${1:-}" = --sanitize ] && dir=build-asan
 scripts/setup.sh "$@"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir "$dir" --output-on-failure -j2 --timeout 300
+case "${1:-}" in
+  --sanitize) ctest --test-dir build-asan --output-on-failure -j2 --timeout 300 ;;
+  --tsan)
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1} suppressions=$PWD/tests/tsan.supp"
+    ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 -R 'rpc_unit|daemon_' ;;
+  *) ctest --test-dir build --output-on-failure -j2 --timeout 300 ;;
+esac

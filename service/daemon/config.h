@@ -1,0 +1,99 @@
+// wsgated's configuration: one value type with every option and its default, loaded from a TOML
+// file (toml++) and overridden by command-line flags. docs/configuration.md documents each key.
+//
+// Lifetime/thread safety: a plain value; copied into the components at start-up and on SIGHUP
+// reload (only the fields marked "reloadable" are applied to a running daemon).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wsgate::daemon {
+
+struct ListenConfig {
+  // Unix socket path. Default: $XDG_RUNTIME_DIR/wsgate/wsgated.sock for an ordinary user,
+  // /run/wsgate/wsgated.sock for root (default_socket_path()).
+  std::string unix_socket;
+  std::uint32_t unix_socket_mode = 0660;
+  // "host:port" for an additional TCP listener; empty (the default) means none.
+  std::string tcp;
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off (reloadable)
+  std::string format = "text"; // text or json
+  std::string file;            // empty: stderr; SIGHUP reopens it
+};
+
+struct TimeoutConfig {
+  std::uint32_t connect_ms = 10000;
+  std::uint32_t handshake_ms = 10000;
+  std::uint32_t close_ms = 5000;
+  std::uint32_t drain_ms = 10000;  // SIGTERM: how long sessions get to close
+};
+
+struct LimitConfig {
+  std::uint32_t max_sessions = 10000;
+  std::uint32_t max_sessions_per_host = 1000;
+  std::uint64_t max_message_bytes = 16u << 20;  // default per session
+  std::uint64_t max_message_bytes_ceiling = 64u << 20;  // what a client may ask for at most
+  std::uint64_t max_queued_bytes = 8u << 20;
+  std::uint32_t max_header_bytes = 16384;   // HTTP upgrade response
+  std::uint32_t max_protocol_handles = 1024;  // ProtocolComponent handles per daemon
+  std::uint32_t max_grpc_message_bytes = 68u << 20;
+};
+
+struct PoolConfig {
+  std::uint32_t keepalive_interval_ms = 30000;  // unsolicited pong when idle; floor 15000
+  std::uint32_t ping_timeout_ms = 0;            // >0: ping when idle, abort if no pong in time
+  std::uint32_t idle_timeout_ms = 0;            // >0: close sessions idle this long (1001)
+};
+
+struct PolicyConfig {
+  // Destination policy, checked after DNS resolution. Entries: host names ("example.com",
+  // "*.example.com"), CIDRs ("10.0.0.0/8", "::1/128"), and for ports, numbers or ranges.
+  std::vector<std::string> allow_hosts;   // empty: every host not denied
+  std::vector<std::string> deny_hosts;
+  std::vector<std::string> allow_cidrs;   // empty: every address not denied
+  std::vector<std::string> deny_cidrs;
+  std::vector<std::string> allow_ports;   // empty: every port
+  // Link-local (169.254.0.0/16, fe80::/10) and cloud metadata (fd00:ec2::254) addresses are
+  // denied unless a CIDR in allow_cidrs names them explicitly.
+};
+
+struct TlsConfig {
+  std::string ca_file;  // default trust store; empty: the system's
+  // May Gateway clients name files (CA, cert, key) on the daemon host? Off by default: a client
+  // could otherwise make the daemon read any file it can; clients send PEM text instead.
+  bool allow_client_file_paths = false;
+};
+
+struct Config {
+  ListenConfig listen;
+  LogConfig log;
+  TimeoutConfig timeouts;
+  LimitConfig limits;
+  PoolConfig pool;
+  PolicyConfig policy;
+  TlsConfig tls;
+  std::uint32_t io_threads = 1;  // Asio threads (the gRPC library runs its own)
+};
+
+// The default unix socket path for the current user (see ListenConfig::unix_socket).
+std::string default_socket_path();
+
+// Parses TOML text into a Config (defaults for absent keys). Unknown keys, wrong types and
+// out-of-range values are errors: the returned string says which key and why.
+struct LoadResult {
+  std::optional<Config> config;
+  std::string error;  // set when !config
+};
+LoadResult parse_config(const std::string& toml_text, const std::string& source_name);
+LoadResult load_config_file(const std::string& path);
+
+// Checks cross-field rules (e.g. keepalive floor, CIDR syntax, log level names).
+std::string validate(const Config& config);  // empty when valid
+
+}  // namespace wsgate::daemon

@@ -1,0 +1,49 @@
+// wsgated: parse flags and the config file, then hand over to Server (service/daemon/server.h).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "service/daemon/config.h"
+#include "service/daemon/logging.h"
+#include "service/daemon/server.h"
+
+int main(int argc, char** argv) {
+  using namespace wsgate::daemon;
+  CLI::App app{"wsgated: WebSocket gateway daemon (gRPC on a local socket, ws:// and wss:// out)"};
+  std::string config_path, socket, tcp, log_level, log_format;
+  bool check_only = false;
+  app.set_version_flag("--version", std::string("wsgated ") + WSGATE_VERSION);
+  app.add_option("-c,--config", config_path, "TOML configuration file")->envname("WSGATE_CONFIG");
+  app.add_option("--socket", socket, "unix socket path (overrides listen.unix_socket)");
+  app.add_option("--tcp", tcp, "also listen on HOST:PORT (overrides listen.tcp)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off");
+  app.add_option("--log-format", log_format, "text|json");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
+  if (!loaded.config) {
+    std::fprintf(stderr, "wsgated: %s\n", loaded.error.c_str());
+    return 2;
+  }
+  Config config = *loaded.config;
+  if (!socket.empty()) config.listen.unix_socket = socket;
+  if (!tcp.empty()) config.listen.tcp = tcp;
+  if (!log_level.empty()) config.log.level = log_level;
+  if (!log_format.empty()) config.log.format = log_format;
+  if (config.listen.unix_socket.empty()) config.listen.unix_socket = default_socket_path();
+  if (std::string error = validate(config); !error.empty()) {
+    std::fprintf(stderr, "wsgated: %s\n", error.c_str());
+    return 2;
+  }
+  if (check_only) {
+    std::printf("wsgated: configuration OK\n");
+    return 0;
+  }
+  init_logging(config.log);
+  Server server(config, config_path);
+  if (std::string error = server.start(); !error.empty()) {
+    logger("daemon")->critical("cannot start: {}", error);
+    return 1;
+  }
+  return server.run();
+}

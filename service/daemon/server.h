@@ -1,0 +1,68 @@
+// Server: wsgated's lifetime. Owns the Asio threads, the session registry, the gRPC services
+// and the grpc::Server; starts them, handles signals, drains and stops.
+//
+//   SIGTERM / SIGINT: stop accepting sessions, close every session with 1001, wait until they are
+//                     gone or timeouts.drain_ms passes, stop the gRPC server, exit 0.
+//   SIGHUP:           reopen the log file (rotation) and re-read log.level from the config file.
+//
+// Object lifetime: one per process, created by main(), destroyed after run() returns.
+// Thread safety: start() and run() are called from the main thread; request_shutdown() from
+// any thread.
+#pragma once
+
+#include <asio.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "service/daemon/config.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace wsgate::rpc {
+class SessionRegistry;
+class GatewayService;
+class ProtocolComponentService;
+class AdminService;
+}  // namespace wsgate::rpc
+
+namespace wsgate::daemon {
+
+class Server {
+ public:
+  // `config_path` (may be empty) is re-read on SIGHUP for the reloadable settings.
+  Server(Config config, std::string config_path);
+  ~Server();
+
+  // Binds the listeners and starts serving. Returns an empty string on success, else why not.
+  std::string start();
+
+  // Serves until SIGTERM/SIGINT (or request_shutdown), then drains. Returns the exit status.
+  int run();
+
+  void request_shutdown();
+
+  const std::string& socket_path() const { return config_.listen.unix_socket; }
+
+ private:
+  void drain_and_stop();
+
+  Config config_;
+  std::string config_path_;
+  asio::io_context io_;  // upstream connections
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  asio::io_context signal_io_;  // signals, on the main thread
+  std::unique_ptr<rpc::SessionRegistry> registry_;
+  std::unique_ptr<rpc::ProtocolComponentService> protocol_component_;
+  std::unique_ptr<rpc::GatewayService> gateway_;
+  std::unique_ptr<rpc::AdminService> admin_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace wsgate::daemon

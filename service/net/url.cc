@@ -1,0 +1,236 @@
+#include "service/net/url.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <utility>
+
+namespace wsgate::net {
+namespace {
+
+constexpr std::size_t kMaxHostLength = 253;
+constexpr std::size_t kMaxLabelLength = 63;
+constexpr std::size_t kMaxQuoted = 64;
+
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = to_lower(c);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  }
+  return true;
+}
+
+// A short, printable rendering of untrusted text for error messages: at most kMaxQuoted bytes,
+// non-printable bytes as \xNN, in double quotes.
+std::string quote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  const std::size_t n = s.size() < kMaxQuoted ? s.size() : kMaxQuoted;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') {
+      out += s[i];
+    } else {
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0xf];
+    }
+  }
+  if (n < s.size()) out += "...";
+  out += '"';
+  return out;
+}
+
+UrlResult fail(std::string message) {
+  UrlResult r;
+  r.error = "invalid WebSocket URL: " + std::move(message);
+  return r;
+}
+
+// A label that resolvers (inet_aton) would read as a number: decimal digits, or 0x + hex digits.
+bool is_numeric_label(std::string_view label) {
+  if (label.empty()) return false;
+  if (label.size() >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')) {
+    for (std::size_t i = 2; i < label.size(); ++i) {
+      if (!is_hex(label[i])) return false;
+    }
+    return true;
+  }
+  for (char c : label) {
+    if (!is_digit(c)) return false;
+  }
+  return true;
+}
+
+// Validates a host that is not a bracketed IPv6 literal. Empty string when valid.
+std::string check_name_host(std::string_view host) {
+  if (host.size() > kMaxHostLength) {
+    return "host name is longer than " + std::to_string(kMaxHostLength) + " characters";
+  }
+  for (char c : host) {
+    if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.') {
+      if (c == ':') return "IPv6 addresses must be in brackets, e.g. ws://[::1]:8080/";
+      return "host " + quote(host) +
+             " contains a character that is not a letter, digit, '-' or '.'";
+    }
+  }
+  if (host.back() == '.') return "host " + quote(host) + " must not end with '.'";
+  std::size_t start = 0;
+  std::string_view last_label;
+  while (start <= host.size()) {
+    std::size_t dot = host.find('.', start);
+    if (dot == std::string_view::npos) dot = host.size();
+    const std::string_view label = host.substr(start, dot - start);
+    if (label.empty()) return "host " + quote(host) + " has an empty label";
+    if (label.size() > kMaxLabelLength) {
+      return "host " + quote(host) + " has a label longer than " +
+             std::to_string(kMaxLabelLength) + " characters";
+    }
+    last_label = label;
+    start = dot + 1;
+  }
+  if (is_numeric_label(last_label)) {
+    const std::string copy(host);
+    in_addr a4{};
+    if (inet_pton(AF_INET, copy.c_str(), &a4) != 1) {
+      return "host " + quote(host) + " is not a valid IPv4 address (expected a dotted quad)";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+UrlResult parse_websocket_url(std::string_view text) {
+  if (text.empty()) return fail("empty URL");
+  if (text.size() > kMaxUrlLength) {
+    return fail("URL is longer than " + std::to_string(kMaxUrlLength) + " bytes");
+  }
+
+  // Scheme.
+  const std::size_t sep = text.find("://");
+  if (sep == std::string_view::npos) return fail("missing \"ws://\" or \"wss://\" prefix");
+  const std::string_view scheme = text.substr(0, sep);
+  WebSocketUrl url;
+  if (iequals(scheme, "ws")) {
+    url.secure = false;
+  } else if (iequals(scheme, "wss")) {
+    url.secure = true;
+  } else {
+    return fail("scheme " + quote(scheme) + " is not ws or wss");
+  }
+  const std::uint16_t default_port = url.secure ? 443 : 80;
+
+  // Authority: up to the first '/', '?' or '#'.
+  const std::string_view rest = text.substr(sep + 3);
+  const std::size_t auth_end = rest.find_first_of("/?#");
+  const std::string_view authority = rest.substr(0, auth_end);
+  const std::string_view tail =
+      auth_end == std::string_view::npos ? std::string_view{} : rest.substr(auth_end);
+
+  for (char c : authority) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b <= 0x20 || b >= 0x7f) {
+      return fail("host and port must not contain spaces, control or non-ASCII characters");
+    }
+  }
+  if (authority.find('@') != std::string_view::npos) {
+    return fail("user information (\"user@\") is not allowed");
+  }
+  if (authority.empty()) return fail("missing host");
+
+  std::string_view host;
+  std::string_view port_text;
+  bool has_port = false;
+  bool ipv6 = false;
+  if (authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return fail("IPv6 address is missing its closing ']'");
+    host = authority.substr(1, close - 1);
+    ipv6 = true;
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return fail("unexpected characters after the IPv6 address");
+      has_port = true;
+      port_text = after.substr(1);
+    }
+    if (host.empty()) return fail("empty IPv6 address");
+    if (host.find('%') != std::string_view::npos) {
+      return fail("IPv6 zone identifiers are not supported");
+    }
+    const std::string copy(host);
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, copy.c_str(), &a6) != 1) {
+      return fail("host " + quote(host) + " is not a valid IPv6 address");
+    }
+  } else {
+    const std::size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      has_port = true;
+      port_text = authority.substr(colon + 1);
+      if (port_text.find(':') != std::string_view::npos) {
+        return fail("IPv6 addresses must be in brackets, e.g. ws://[::1]:8080/");
+      }
+    }
+    if (host.empty()) return fail("missing host");
+    std::string host_error = check_name_host(host);
+    if (!host_error.empty()) return fail(std::move(host_error));
+  }
+  url.host = lower(host);
+
+  // Port.
+  url.port = default_port;
+  if (has_port) {
+    if (port_text.empty()) return fail("empty port after ':'");
+    std::uint32_t value = 0;
+    for (char c : port_text) {
+      if (!is_digit(c)) return fail("port " + quote(port_text) + " is not a number");
+      value = value * 10 + static_cast<std::uint32_t>(c - '0');
+      if (value > 65535) return fail("port " + quote(port_text) + " is out of range 1..65535");
+    }
+    if (value == 0) return fail("port 0 is out of range 1..65535");
+    url.port = static_cast<std::uint16_t>(value);
+  }
+
+  // Path and query.
+  for (char c : tail) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '#') return fail("fragments ('#') are not allowed in WebSocket URLs");
+    if (b == ' ') return fail("the path or query contains a space (use %20)");
+    if (b < 0x20 || b >= 0x7f) {
+      return fail(
+          "the path or query contains a control or non-ASCII character (percent-encode it)");
+    }
+  }
+  if (tail.empty()) {
+    url.target = "/";
+  } else if (tail.front() == '?') {
+    url.target = "/";
+    url.target += tail;
+  } else {
+    url.target = std::string(tail);
+  }
+
+  // Host header.
+  url.host_header = ipv6 ? "[" + url.host + "]" : url.host;
+  if (url.port != default_port) url.host_header += ":" + std::to_string(url.port);
+
+  UrlResult result;
+  result.url = std::move(url);
+  return result;
+}
+
+}  // namespace wsgate::net

@@ -1,0 +1,30 @@
+// The Admin service: sessions and stats, read from the SessionRegistry.
+// Lifetime: owned by the Server; the registry and ProtocolComponent service must outlive it.
+// Thread safety: stateless apart from those references; safe from any gRPC thread.
+#pragma once
+
+#include <functional>
+
+#include "service/rpc/session_registry.h"
+#include "wsgate/v1/admin.grpc.pb.h"
+
+namespace wsgate::rpc {
+
+class AdminService final : public wsgate::v1::Admin::CallbackService {
+ public:
+  // `protocol_handles` reports how many ProtocolComponent handles exist (for stats).
+  AdminService(SessionRegistry& registry, std::function<std::uint64_t()> protocol_handles);
+
+  grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
+                                         const wsgate::v1::ListSessionsRequest* request,
+                                         wsgate::v1::ListSessionsResponse* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const wsgate::v1::GetStatsRequest* request,
+                                     wsgate::v1::GetStatsResponse* response) override;
+
+ private:
+  SessionRegistry& registry_;
+  std::function<std::uint64_t()> protocol_handles_;
+};
+
+}  // namespace wsgate::rpc

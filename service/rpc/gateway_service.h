@@ -1,0 +1,67 @@
+// The Gateway service: one bidirectional gRPC stream per upstream WebSocket session.
+//
+// Each Connect() call gets a GatewaySession, which is at once the gRPC reactor and the observer
+// of its net::UpstreamConnection. It validates the client's messages, turns them into
+// OutgoingMessages, and turns the connection's events into ServerMessages.
+//
+// Backpressure: a client message is read only when the connection has room for it
+// (max_queued_bytes); the socket is not read while more than max_queued_bytes of ServerMessages
+// wait for the gRPC client. Both queues are therefore bounded.
+//
+// Object lifetime: a GatewaySession is held by shared_ptr. It keeps a reference to itself from
+// construction until gRPC's OnDone (the reactor rule: OnDone is the last reaction); the
+// connection holds another until its final event. Whichever goes last destroys it.
+// Thread safety: reactions run on gRPC threads, connection events on the connection's Asio
+// strand; all shared state is under the session's mutex, and no gRPC call is made under it.
+#pragma once
+
+#include <asio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "service/net/destination_policy.h"
+#include "service/rpc/session_registry.h"
+#include "wsgate/v1/gateway.grpc.pb.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace wsgate::rpc {
+
+// The daemon's defaults and ceilings for sessions (from its configuration).
+struct GatewayDefaults {
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds close_timeout{5000};
+  std::chrono::milliseconds keepalive_interval{30000};
+  std::chrono::milliseconds ping_timeout{0};
+  std::uint64_t max_message_bytes = 16u << 20;
+  std::uint64_t max_message_bytes_ceiling = 64u << 20;
+  std::uint64_t max_queued_bytes = 8u << 20;
+  std::uint32_t max_header_bytes = 16384;
+  std::string default_ca_file;
+  bool allow_client_file_paths = false;
+};
+
+class GatewayService final : public wsgate::v1::Gateway::CallbackService {
+ public:
+  // Every reference must outlive the service and the sessions it creates.
+  GatewayService(asio::io_context& io, SessionRegistry& registry, GatewayDefaults defaults,
+                 std::shared_ptr<const net::DestinationPolicy> policy,
+                 std::shared_ptr<spdlog::logger> logger);
+
+  grpc::ServerBidiReactor<wsgate::v1::ClientMessage, wsgate::v1::ServerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  asio::io_context& io_;
+  SessionRegistry& registry_;
+  GatewayDefaults defaults_;
+  std::shared_ptr<const net::DestinationPolicy> policy_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace wsgate::rpc

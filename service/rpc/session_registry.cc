@@ -1,0 +1,120 @@
+#include "service/rpc/session_registry.h"
+
+#include <openssl/rand.h>
+
+#include <cstdlib>
+
+namespace wsgate::rpc {
+namespace {
+
+std::string new_session_id() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no safe fallback for ids
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
+}
+
+}  // namespace
+
+SessionRegistry::SessionRegistry(std::uint32_t max_sessions, std::uint32_t max_sessions_per_host)
+    : max_sessions_(max_sessions), max_sessions_per_host_(max_sessions_per_host) {}
+
+SessionRegistry::Admission SessionRegistry::admit(const std::string& host, std::string* id) {
+  std::lock_guard lock(mutex_);
+  if (draining_) return Admission::draining;
+  if (entries_.size() >= max_sessions_) return Admission::total_limit;
+  std::uint32_t& per_host = per_host_[host];
+  if (per_host >= max_sessions_per_host_) {
+    if (per_host == 0) per_host_.erase(host);
+    return Admission::host_limit;
+  }
+  ++per_host;
+  *id = new_session_id();
+  entries_.emplace(*id, Entry{host, {}});
+  return Admission::admitted;
+}
+
+void SessionRegistry::attach(const std::string& id, std::weak_ptr<RegisteredSession> session) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it != entries_.end()) it->second.session = std::move(session);
+}
+
+void SessionRegistry::release(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  auto host = per_host_.find(it->second.host);
+  if (host != per_host_.end() && --host->second == 0) per_host_.erase(host);
+  entries_.erase(it);
+  if (entries_.empty()) emptied_.notify_all();
+}
+
+std::vector<wsgate::v1::SessionInfo> SessionRegistry::list() const {
+  std::vector<std::shared_ptr<RegisteredSession>> live;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, entry] : entries_) {
+      if (auto s = entry.session.lock()) live.push_back(std::move(s));
+    }
+  }
+  std::vector<wsgate::v1::SessionInfo> out;
+  for (const auto& s : live) out.push_back(s->info());  // outside the lock
+  return out;
+}
+
+std::size_t SessionRegistry::active() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+void SessionRegistry::shutdown_all() {
+  std::vector<std::shared_ptr<RegisteredSession>> live;
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+    for (const auto& [id, entry] : entries_) {
+      if (auto s = entry.session.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (const auto& s : live) s->shutdown();
+}
+
+bool SessionRegistry::wait_until_empty(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return emptied_.wait_for(lock, timeout, [this] { return entries_.empty(); });
+}
+
+void SessionRegistry::count_open() {
+  std::lock_guard lock(mutex_);
+  ++opens_total_;
+}
+
+void SessionRegistry::count_failure(const std::string& cause) {
+  std::lock_guard lock(mutex_);
+  ++failures_[cause];
+}
+
+void SessionRegistry::add_bytes(std::uint64_t sent, std::uint64_t received) {
+  std::lock_guard lock(mutex_);
+  bytes_sent_ += sent;
+  bytes_received_ += received;
+}
+
+wsgate::v1::GetStatsResponse SessionRegistry::stats() const {
+  std::lock_guard lock(mutex_);
+  wsgate::v1::GetStatsResponse out;
+  out.set_active_sessions(entries_.size());
+  out.set_opens_total(opens_total_);
+  for (const auto& [cause, n] : failures_) (*out.mutable_failures_by_cause())[cause] = n;
+  out.set_bytes_sent(bytes_sent_);
+  out.set_bytes_received(bytes_received_);
+  return out;
+}
+
+}  // namespace wsgate::rpc
