@@ -1,4 +1,5 @@
 #include "service/net/destination_policy.h"
+#include "service/net/quote.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,33 +11,10 @@
 namespace wsgate::net {
 namespace {
 
-constexpr std::size_t kMaxQuoted = 64;
-
 char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-// A short, printable rendering of untrusted text for messages (at most kMaxQuoted bytes,
-// non-printable bytes as \xNN, in double quotes).
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const std::size_t n = s.size() < kMaxQuoted ? s.size() : kMaxQuoted;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') {
-      out += s[i];
-    } else {
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 0xf];
-    }
-  }
-  if (n < s.size()) out += "...";
-  out += '"';
-  return out;
 }
 
 // The same, without the quotes, for hosts in reasons ("host evil.example is in deny_hosts").

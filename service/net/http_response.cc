@@ -1,32 +1,11 @@
 #include "service/net/http_response.h"
+#include "service/net/quote.h"
 
 #include <cstring>
 #include <string_view>
 
 namespace wsgate::net {
 namespace {
-
-constexpr std::size_t kMaxQuoted = 64;
-
-// A short, printable rendering of untrusted bytes for error messages.
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const std::size_t n = s.size() < kMaxQuoted ? s.size() : kMaxQuoted;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') {
-      out += s[i];
-    } else {
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 0xf];
-    }
-  }
-  if (n < s.size()) out += "...";
-  out += '"';
-  return out;
-}
 
 HeadParse error(std::string message) {
   HeadParse r{HeadStatus::error, 0, {}, "invalid HTTP response: " + std::move(message)};

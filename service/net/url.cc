@@ -6,12 +6,13 @@
 #include <string>
 #include <utility>
 
+#include "service/net/quote.h"
+
 namespace wsgate::net {
 namespace {
 
 constexpr std::size_t kMaxHostLength = 253;
 constexpr std::size_t kMaxLabelLength = 63;
-constexpr std::size_t kMaxQuoted = 64;
 
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -30,27 +31,6 @@ bool iequals(std::string_view a, std::string_view b) {
     if (to_lower(a[i]) != to_lower(b[i])) return false;
   }
   return true;
-}
-
-// A short, printable rendering of untrusted text for error messages: at most kMaxQuoted bytes,
-// non-printable bytes as \xNN, in double quotes.
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const std::size_t n = s.size() < kMaxQuoted ? s.size() : kMaxQuoted;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') {
-      out += s[i];
-    } else {
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 0xf];
-    }
-  }
-  if (n < s.size()) out += "...";
-  out += '"';
-  return out;
 }
 
 UrlResult fail(std::string message) {
