@@ -119,6 +119,14 @@ void UpstreamConnection::start() {
                                               std::to_string(self->options_.connect_timeout.count()) +
                                               " ms"});
     });
+    asio::error_code literal_error;
+    const asio::ip::address literal = asio::ip::make_address(url.host, literal_error);
+    if (!literal_error) {
+      // An IP literal needs no resolver (whose work runs on a thread of its own).
+      auto results = asio::ip::tcp::resolver::results_type::create(
+          asio::ip::tcp::endpoint(literal, url.port), url.host, std::to_string(url.port));
+      return self->on_resolved({}, std::move(results));
+    }
     self->resolver_.async_resolve(
         url.host, std::to_string(url.port),
         [self](const asio::error_code& ec, asio::ip::tcp::resolver::results_type results) {
@@ -723,6 +731,12 @@ void UpstreamConnection::on_protocol_violation(ws::Result result) {
     if (ec || self->phase_ == Phase::done) return;
     self->finish(self->pending_close_.value_or(CloseInfo{}));
   });
+  // The receive side is failed for good, so the pump loop that called us stops; the close must
+  // still go out now, not when the close timer fires.
+  if (!send_busy_) {
+    while (phase_ != Phase::done && !send_busy_ && pump_send_once()) {
+    }
+  }
 }
 
 void UpstreamConnection::finish(CloseInfo info) {

@@ -129,8 +129,10 @@ class GatewaySession final
     lock.unlock();
     if (!error.empty()) {
       logger_->info("session {}: bad client message: {}", id_, error);
+      // The status is decided first: the upstream may answer the close before we get here.
+      reject(grpc::StatusCode::INVALID_ARGUMENT, "bad_request", error);
       if (connection) connection->close(1008, "", net::Initiator::gateway);
-      return reject(grpc::StatusCode::INVALID_ARGUMENT, "bad_request", error);
+      return;
     }
     if (!message || !connection) {
       StartRead(&incoming_);
@@ -409,7 +411,8 @@ class GatewaySession final
   }
 
   // Validates a client message after open and turns it into an OutgoingMessage.
-  void translate(const ClientMessage& in, std::optional<net::OutgoingMessage>* out,
+  // Payloads are moved out of `in` (it is reused for the next read), not copied.
+  void translate(ClientMessage& in, std::optional<net::OutgoingMessage>* out,
                  std::string* error) {
     net::OutgoingMessage m;
     auto check_text = [&](const std::string& data) {
@@ -425,7 +428,7 @@ class GatewaySession final
         }
         check_text(in.text());
         m.kind = net::OutgoingMessage::Kind::text;
-        m.data = in.text();
+        m.data = std::move(*in.mutable_text());
         break;
       case ClientMessage::kBinary:
         if (fragment_open_) {
@@ -433,7 +436,7 @@ class GatewaySession final
           return;
         }
         m.kind = net::OutgoingMessage::Kind::binary;
-        m.data = in.binary();
+        m.data = std::move(*in.mutable_binary());
         break;
       case ClientMessage::kFragment: {
         const bool text = fragment_open_ ? fragment_text_ : in.fragment().text();
@@ -449,7 +452,7 @@ class GatewaySession final
         }
         m.kind = text ? net::OutgoingMessage::Kind::text_fragment
                       : net::OutgoingMessage::Kind::binary_fragment;
-        m.data = in.fragment().data();
+        m.data = std::move(*in.mutable_fragment()->mutable_data());
         m.final = in.fragment().final();
         fragment_text_ = text;
         fragment_open_ = !m.final;

@@ -1,0 +1,124 @@
+"""wss:// through the gateway: trust from ca_pem, ca_file and the daemon's tls.ca_file; untrusted
+CAs and name mismatches fail the TLS handshake; insecure_skip_verify skips verification."""
+import shutil
+import ssl
+import tempfile
+import unittest
+
+import grpc
+
+from certs import make_certs
+from daemon_fixture import DaemonTestCase, gateway_pb2
+from servers import EchoServer
+
+
+class TlsTestBase(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-pki-")
+        cls.pki = make_certs(cls.pki_dir)
+        with open(cls.pki["ca.pem"], "rb") as f:
+            cls.ca_pem = f.read()
+        with open(cls.pki["other-ca.pem"], "rb") as f:
+            cls.other_ca_pem = f.read()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cls.pki["server.pem"], cls.pki["server.key"])
+        cls.server = EchoServer(ssl_context=context).start()
+        cls.configure()
+        super().setUpClass()
+
+    @classmethod
+    def configure(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.server.stop()
+            shutil.rmtree(cls.pki_dir, ignore_errors=True)
+
+    def echo_round_trip(self, url, **tls):
+        s, opened = self.open_session(url, tls=gateway_pb2.TlsOptions(**tls))
+        self.assertEqual(opened.http_status, 101)
+        s.send_text("over tls")
+        self.assertEqual(s.recv_kind("message").data, b"over tls")
+        s.send_binary(b"\x00" * 70000)
+        self.assertEqual(s.recv_kind("message").data, b"\x00" * 70000)
+        s.send_close(1000)
+        closed = s.recv_kind("closed")
+        self.assertEqual((closed.code, closed.clean), (1000, True))
+        self.assertEqual(s.wait_done(), grpc.StatusCode.OK)
+
+    def expect_tls_failure(self, url, **tls):
+        s = self.session()
+        s.send_open(url, tls=gateway_pb2.TlsOptions(**tls))
+        return s.expect_failure(grpc.StatusCode.UNAVAILABLE, "tls_handshake_failed")
+
+
+class GatewayTlsTest(TlsTestBase):
+    @classmethod
+    def configure(cls):
+        cls.CONFIG = {"tls": {"allow_client_file_paths": True}}
+
+    def test_ca_pem(self):
+        self.echo_round_trip(self.server.url, ca_pem=self.ca_pem)
+
+    def test_ca_pem_by_host_name(self):
+        self.echo_round_trip(self.server.url.replace("127.0.0.1", "localhost"), ca_pem=self.ca_pem)
+
+    def test_ca_file(self):
+        self.echo_round_trip(self.server.url, ca_file=self.pki["ca.pem"])
+
+    def test_tls_1_3_minimum(self):
+        self.echo_round_trip(self.server.url, ca_pem=self.ca_pem,
+                             min_version=gateway_pb2.TLS_VERSION_1_3)
+
+    def test_untrusted_ca(self):
+        self.expect_tls_failure(self.server.url, ca_pem=self.other_ca_pem)
+
+    def test_untrusted_by_the_system_store(self):
+        self.expect_tls_failure(self.server.url)
+
+    def test_hostname_mismatch(self):
+        detail = self.expect_tls_failure(self.server.url, ca_pem=self.ca_pem,
+                                         server_name="wrong.example")
+        self.assertEqual(detail.http_status, 0)
+
+    def test_insecure_skip_verify(self):
+        self.echo_round_trip(self.server.url, insecure_skip_verify=True)
+        self.echo_round_trip(self.server.url, insecure_skip_verify=True,
+                             server_name="wrong.example", ca_pem=self.other_ca_pem)
+        self.assertIn("TLS verification disabled", self.daemon.log_text())
+
+    def test_daemon_survives_tls_failures(self):
+        for _ in range(3):
+            self.expect_tls_failure(self.server.url, ca_pem=self.other_ca_pem)
+        self.echo_round_trip(self.server.url, ca_pem=self.ca_pem)
+        self.assert_alive_and_serving()
+
+
+class GatewayTlsDefaultsTest(TlsTestBase):
+    """Default [tls]: clients may not name files; the daemon's tls.ca_file is the trust store."""
+
+    @classmethod
+    def configure(cls):
+        cls.CONFIG = {"tls": {"ca_file": cls.pki["ca.pem"]}}
+
+    def test_daemon_ca_file_is_the_default_trust(self):
+        self.echo_round_trip(self.server.url)
+
+    def test_client_file_paths_are_refused(self):
+        s = self.session()
+        s.send_open(self.server.url, tls=gateway_pb2.TlsOptions(ca_file=self.pki["ca.pem"]))
+        s.expect_failure(grpc.StatusCode.PERMISSION_DENIED, "bad_request")
+
+    def test_ca_pem_adds_to_the_daemon_ca_file(self):
+        # service/net/tls_context.h: ca_pem is added to the CA file (here the daemon's), while
+        # without any CA file it replaces the system store (test_untrusted_ca above).
+        self.echo_round_trip(self.server.url, ca_pem=self.other_ca_pem)
+
+
+if __name__ == "__main__":
+    unittest.main()
