@@ -1,6 +1,76 @@
-# Placeholder until the deploy issue: builds the engine with the project's own set-up script.
-FROM debian:bookworm
+# wsgated container image. No container engine is needed to check this file:
+# tests/deploy/check_runtime_libs.py compares the runtime packages with ldd of the built binaries
+# and the build step with the README's. Usage: docs/operations.md ("Containers").
+#
+#   docker build -t wsgated .
+#   docker run -d --name wsgated -v wsgate-run:/run/wsgate wsgated
+#   docker run -d -v wsgate-run:/run/wsgate -e WSGATE_TCP=0.0.0.0:9000 -p 127.0.0.1:9000:9000 wsgated
+#   docker run -d -v wsgate-run:/run/wsgate -v /etc/wsgate/wsgated.toml:/etc/wsgate/wsgated.toml:ro wsgated
+
+# --- build: the project's own set-up script, exactly as on a developer machine (README) --------
+FROM debian:bookworm AS build
 WORKDIR /src
-COPY . .
-RUN scripts/setup.sh
-CMD ["build/service/ws/demo/wsgate-selftest"]
+# Sources only (not the host's build trees, whose CMake caches name host paths).
+COPY CMakeLists.txt README.md ARCHITECTURE.md ./
+COPY cmake cmake
+COPY proto proto
+COPY service service
+COPY tests tests
+COPY bench bench
+COPY client-sdk client-sdk
+COPY scripts scripts
+COPY deploy deploy
+COPY docs docs
+RUN scripts/setup.sh \
+ && strip --strip-unneeded build/service/daemon/wsgated build/service/daemon/wsgate-health
+
+# --- runtime: only the shared libraries the two binaries load --------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ca-certificates \
+      libabsl20220623 \
+      libc-ares2 \
+      libc6 \
+      libcap2 \
+      libfmt9 \
+      libgcc-s1 \
+      libgcrypt20 \
+      libgpg-error0 \
+      libgrpc++1.51 \
+      libgrpc29 \
+      liblz4-1 \
+      liblzma5 \
+      libprotobuf32 \
+      libre2-9 \
+      libsimdjson14 \
+      libspdlog1.10 \
+      libssl3 \
+      libstdc++6 \
+      libsystemd0 \
+      libtomlplusplus3 \
+      libzstd1 \
+      zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+# A fixed non-root uid/gid: clients in other containers share the socket through group 10001
+# (Kubernetes: supplementalGroups/fsGroup, see deploy/kubernetes/).
+RUN groupadd --system --gid 10001 wsgate \
+ && useradd --system --uid 10001 --gid wsgate --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin wsgate \
+ && install -d -o wsgate -g wsgate -m 0770 /run/wsgate
+COPY --from=build /src/build/service/daemon/wsgated /src/build/service/daemon/wsgate-health /usr/local/bin/
+COPY --from=build /src/deploy/config/wsgated.example.toml /etc/wsgate/wsgated.toml
+# Configuration: the file (mount another at /etc/wsgate/wsgated.toml, or set WSGATE_CONFIG),
+# and the environment: WSGATE_SOCKET, WSGATE_TCP (e.g. 0.0.0.0:9000; empty: no TCP listener),
+# WSGATE_LOG_LEVEL, WSGATE_LOG_FORMAT override the file. Logs go to stderr.
+ENV WSGATE_CONFIG=/etc/wsgate/wsgated.toml \
+    WSGATE_SOCKET=/run/wsgate/wsgated.sock \
+    WSGATE_LOG_FORMAT=json
+VOLUME /run/wsgate
+EXPOSE 9000
+USER wsgate:wsgate
+STOPSIGNAL SIGTERM
+# The standard gRPC health service over the unix socket ($WSGATE_SOCKET).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["wsgate-health", "--timeout-ms", "4000"]
+ENTRYPOINT ["wsgated"]

@@ -1,10 +1,14 @@
 // wsgated: parse flags and the config file, then hand over to Server (service/daemon/server.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "service/daemon/config.h"
 #include "service/daemon/logging.h"
 #include "service/daemon/server.h"
+#ifdef _WIN32  // deploy: the Windows service entry (service/daemon/win32/)
+#include "service/daemon/win32/service.h"
+#endif
 
 int main(int argc, char** argv) {
   using namespace wsgate::daemon;
@@ -13,11 +17,20 @@ int main(int argc, char** argv) {
   bool check_only = false;
   app.set_version_flag("--version", std::string("wsgated ") + WSGATE_VERSION);
   app.add_option("-c,--config", config_path, "TOML configuration file")->envname("WSGATE_CONFIG");
-  app.add_option("--socket", socket, "unix socket path (overrides listen.unix_socket)");
-  app.add_option("--tcp", tcp, "also listen on HOST:PORT (overrides listen.tcp)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off");
-  app.add_option("--log-format", log_format, "text|json");
+  // deploy: each override flag can also come from the environment (containers); a flag given
+  // on the command line wins over its variable.
+  app.add_option("--socket", socket, "unix socket path (overrides listen.unix_socket)")
+      ->envname("WSGATE_SOCKET");
+  app.add_option("--tcp", tcp, "also listen on HOST:PORT (overrides listen.tcp)")
+      ->envname("WSGATE_TCP");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")
+      ->envname("WSGATE_LOG_LEVEL");
+  app.add_option("--log-format", log_format, "text|json")->envname("WSGATE_LOG_FORMAT");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
+#ifdef _WIN32  // deploy: started by the Service Control Manager
+  bool windows_service = false;
+  app.add_flag("--service", windows_service, "run as the Windows service (install-service.ps1)");
+#endif
   CLI11_PARSE(app, argc, argv);
 
   LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
@@ -39,11 +52,20 @@ int main(int argc, char** argv) {
     std::printf("wsgated: configuration OK\n");
     return 0;
   }
+#ifdef _WIN32  // deploy: the service sets up its own log file and status reporting
+  if (windows_service) return win32::run_service(config, config_path);
+#endif
   init_logging(config.log);
   Server server(config, config_path);
   if (std::string error = server.start(); !error.empty()) {
     logger("daemon")->critical("cannot start: {}", error);
     return 1;
   }
-  return server.run();
+  const int status = server.run();
+  // Leave without tearing down gRPC's global state: after a clean drain nothing is left to
+  // release, and with gRPC 1.51 the library's executor threads can keep grpc_shutdown() (run by
+  // ~Server) waiting up to 10 s in epoll_wait before the process may exit.
+  logger("daemon")->flush();
+  std::fflush(nullptr);
+  std::_Exit(status);
 }

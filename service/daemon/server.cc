@@ -15,6 +15,8 @@
 #include <filesystem>
 
 #include "service/daemon/logging.h"
+#include "service/daemon/posix/sd_notify.h"
+#include "service/daemon/posix/socket_activation.h"
 #include "service/net/destination_policy.h"
 #include "service/rpc/admin_service.h"
 #include "service/rpc/gateway_service.h"
@@ -40,7 +42,9 @@ bool socket_in_use(const std::string& path) {
 }  // namespace
 
 Server::Server(Config config, std::string config_path)
-    : config_(std::move(config)), config_path_(std::move(config_path)) {}
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      notifier_(std::make_unique<posix::SystemdNotifier>()) {}
 
 Server::~Server() {
   if (work_) work_.reset();
@@ -62,17 +66,27 @@ std::string Server::start() {
   if (!policy) return "policy: " + policy_error;
   auto shared_policy = std::make_shared<const net::DestinationPolicy>(std::move(*policy));
 
+  // deploy: socket activation. A listening unix socket passed by systemd (wsgated.socket)
+  // replaces listen.unix_socket: its path is reported, nothing is created, removed or chmod-ed
+  // (the .socket unit's SocketMode=/SocketUser= apply). See posix/socket_activation.h.
+  posix::InheritedSocket inherited = posix::take_inherited_unix_socket();
+  if (!inherited.error.empty()) return inherited.error;
+  if (inherited.fd >= 0) config_.listen.unix_socket = inherited.path;
+  // deploy end
+
   const std::string& path = config_.listen.unix_socket;
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+  if (inherited.fd < 0 && path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return "listen.unix_socket: the path is longer than a unix socket path may be: " + path;
   }
   std::error_code ec;
+  if (inherited.fd < 0) {  // deploy: only when the unix socket is ours to create
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   if (ec) return "cannot create the directory of " + path + ": " + ec.message();
   if (std::filesystem::exists(path, ec)) {
     if (socket_in_use(path)) return "another process is already listening on " + path;
     std::filesystem::remove(path, ec);  // a stale socket from an earlier run
   }
+  }  // deploy
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
@@ -99,7 +113,9 @@ std::string Server::start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
+  if (inherited.fd < 0) {  // deploy: else connections come from the inherited socket
+    builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
+  }
   int tcp_port = 0;
   if (!config_.listen.tcp.empty()) {
     builder.AddListeningPort(config_.listen.tcp, grpc::InsecureServerCredentials(), &tcp_port);
@@ -114,12 +130,22 @@ std::string Server::start() {
   if (!config_.listen.tcp.empty() && tcp_port == 0) {
     return "cannot listen on tcp " + config_.listen.tcp;
   }
-  if (::chmod(path.c_str(), static_cast<mode_t>(config_.listen.unix_socket_mode)) != 0) {
+  if (inherited.fd < 0 &&  // deploy: an inherited socket's mode is the .socket unit's
+      ::chmod(path.c_str(), static_cast<mode_t>(config_.listen.unix_socket_mode)) != 0) {
     return "cannot set the mode of " + path + ": " + std::strerror(errno);
   }
 
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
+  // deploy: accept on the inherited socket and ping the systemd watchdog on the I/O threads
+  // (so the pings stop if they hang); READY=1 once every listener accepts connections.
+  if (inherited.fd >= 0) {
+    inherited_listener_ =
+        std::make_unique<posix::InheritedListener>(io_, inherited.fd, *grpc_server_);
+    inherited_listener_->start();
+  }
+  notifier_->start_watchdog(io_);
+  // deploy end
   for (std::uint32_t i = 0; i < config_.io_threads; ++i) {
     io_threads_.emplace_back([this] { io_.run(); });
   }
@@ -155,6 +181,9 @@ int Server::run() {
         signal_io_.stop();
       };
   signals.async_wait(on_signal);
+  // deploy: systemd READY=1 here, not at the end of start(): the listeners are up and, from
+  // now on, SIGTERM drains instead of killing the process (the signal_set holds the signals).
+  notifier_->ready("listening on unix:" + config_.listen.unix_socket);
   signal_io_.run();
   drain_and_stop();
   return 0;
@@ -167,6 +196,8 @@ void Server::request_shutdown() {
 void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
   auto log = logger("daemon");
+  notifier_->stopping();  // deploy: systemd STOPPING=1
+  if (inherited_listener_) inherited_listener_->close();  // deploy: no new connections
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);
   const std::size_t open = registry_->active();
   registry_->shutdown_all();
@@ -185,7 +216,8 @@ void Server::drain_and_stop() {
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
   std::error_code ec;
-  std::filesystem::remove(config_.listen.unix_socket, ec);
+  // deploy: an inherited socket's path belongs to systemd, which still listens on it.
+  if (!inherited_listener_) std::filesystem::remove(config_.listen.unix_socket, ec);
   log->info("wsgated stopped");
   spdlog::default_logger()->flush();
 }

@@ -30,6 +30,12 @@ class ProtocolComponentService;
 class AdminService;
 }  // namespace wsgate::rpc
 
+// deploy: systemd notify protocol and socket activation (service/daemon/posix/).
+namespace wsgate::daemon::posix {
+class SystemdNotifier;
+class InheritedListener;
+}  // namespace wsgate::daemon::posix
+
 namespace wsgate::daemon {
 
 class Server {
@@ -63,6 +69,11 @@ class Server {
   std::unique_ptr<rpc::AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::atomic<bool> stopping_{false};
+  // deploy: READY=1/STOPPING=1/WATCHDOG=1 to systemd (no-ops without NOTIFY_SOCKET), and the
+  // unix socket inherited from wsgated.socket, if any (then the path is systemd's, not ours).
+  // Declared after io_ so that they are destroyed before it (both hold Asio objects of io_).
+  std::unique_ptr<posix::SystemdNotifier> notifier_;
+  std::unique_ptr<posix::InheritedListener> inherited_listener_;
 };
 
 }  // namespace wsgate::daemon

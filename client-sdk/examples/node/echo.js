@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// node echo.js URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect),
+// sends each message, prints the echoed replies, then closes with 1000.
+'use strict';
+const { gatewayClient, errorDetail } = require('./wsgate');
+
+const [url, ...rest] = process.argv.slice(2);
+const messages = rest.length ? rest : ['hello', 'world'];
+const client = gatewayClient();
+const deadline = new Date(Date.now() + 30000);
+const call = client.Connect({ deadline });
+let next = 0;
+let failed = false;
+
+function sendNext() {
+  if (next < messages.length) {
+    call.write({ text: Buffer.from(messages[next++]) });
+  } else {
+    call.write({ close: { code: 1000, reason: 'done' } });
+  }
+}
+
+call.on('data', (m) => {
+  if (m.opened) {
+    console.log(`opened ${url} (session ${m.opened.session_id})`);
+    sendNext();
+  } else if (m.message) {
+    const text = m.message.data.toString();
+    console.log(`echo: ${text}`);
+    if (text !== messages[next - 1]) failed = true;
+    sendNext();
+  } else if (m.closed) {
+    console.log(`closed ${m.closed.code} ${m.closed.reason}`);
+    call.end();
+  }
+});
+call.on('error', (err) => {
+  const d = errorDetail(err);
+  console.error(`error: ${err.code} ${err.details} (cause ${d ? d.cause : '-'})`);
+  process.exitCode = 1;
+});
+call.on('end', () => {
+  if (failed) process.exitCode = 1;
+  client.close();
+});
+call.write({ open: { url } });

@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""echo.py URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect), sends
+each message, prints the echoed replies, then closes with 1000."""
+import queue
+import sys
+
+from wsgate_example_common import connect, error_detail, gateway_pb2, gateway_pb2_grpc, grpc
+
+TIMEOUT = 10.0
+
+
+def main():
+    url = sys.argv[1]
+    messages = sys.argv[2:] or ["hello", "world"]
+    outgoing = queue.Queue()
+    outgoing.put(gateway_pb2.ClientMessage(open=gateway_pb2.Open(url=url)))
+
+    def requests():
+        while True:
+            m = outgoing.get()
+            if m is None:
+                return
+            yield m
+
+    channel = connect()
+    stub = gateway_pb2_grpc.GatewayStub(channel)
+    stream = stub.Connect(requests(), timeout=60)
+    try:
+        first = next(stream)
+        print("opened %s (session %s)" % (url, first.opened.session_id))
+        for text in messages:
+            outgoing.put(gateway_pb2.ClientMessage(text=text.encode()))
+            reply = next(stream)
+            print("echo: %s" % reply.message.data.decode())
+            if reply.message.data.decode() != text:
+                return 1
+        outgoing.put(gateway_pb2.ClientMessage(close=gateway_pb2.Close(code=1000, reason="done")))
+        for m in stream:
+            if m.HasField("closed"):
+                print("closed %d %s" % (m.closed.code, m.closed.reason))
+        outgoing.put(None)
+        return 0
+    except grpc.RpcError as e:
+        detail = error_detail(e)
+        print("error: %s %s (cause %s)" % (e.code().name, e.details(),
+                                            detail.cause if detail else "-"), file=sys.stderr)
+        outgoing.put(None)
+        return 1
+    finally:
+        channel.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
