@@ -98,6 +98,7 @@ std::string Server::start() {
   defaults.close_timeout = std::chrono::milliseconds(config_.timeouts.close_ms);
   defaults.keepalive_interval = std::chrono::milliseconds(config_.pool.keepalive_interval_ms);
   defaults.ping_timeout = std::chrono::milliseconds(config_.pool.ping_timeout_ms);
+  defaults.idle_timeout = std::chrono::milliseconds(config_.pool.idle_timeout_ms);
   defaults.max_message_bytes = config_.limits.max_message_bytes;
   defaults.max_message_bytes_ceiling = config_.limits.max_message_bytes_ceiling;
   defaults.max_queued_bytes = config_.limits.max_queued_bytes;

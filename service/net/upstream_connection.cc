@@ -339,7 +339,7 @@ void UpstreamConnection::on_upgrade_response() {
   }
   info.http_status = head.status;
   info.response_headers = std::move(head.headers);
-  touch();
+  touch_data();
   observer_->on_open(info);
   arm_keepalive();
   pump();
@@ -434,7 +434,7 @@ void UpstreamConnection::close(std::uint16_t code, std::string reason, Initiator
     self->engine_send(self->queued_.back());
     self->pending_close_ = CloseInfo{code == 0 ? std::uint16_t{1005} : code, reason, initiator,
                                      false, std::nullopt};
-    if (initiator == Initiator::gateway && code == 1001) {
+    if (initiator == Initiator::gateway && code == 1001 && reason == "gateway shutting down") {
       self->pending_close_->failure = Failure{Cause::shutdown, "the gateway is shutting down"};
     }
     self->phase_timer_.expires_after(self->options_.close_timeout);
@@ -525,6 +525,7 @@ void UpstreamConnection::release_written() {
   if (is_data) {
     counters_.bytes_sent += done.data.size();
     if (done.final) ++counters_.messages_sent;
+    touch_data();
   }
   while (!waiting_for_room_.empty() && queued_bytes_ < options_.max_queued_bytes) {
     auto on_room = std::move(waiting_for_room_.front());
@@ -692,6 +693,7 @@ void UpstreamConnection::on_indication(ws::BufferType type, const ws::Buffer& bu
   }
   message_.append(reinterpret_cast<const char*>(buffer.data.buffer), buffer.data.length);
   counters_.bytes_received += buffer.data.length;
+  touch_data();
   if (options_.stream_fragments) {
     if (final) ++counters_.messages_received;
     observer_->on_message(message_text_, std::move(message_), final);
@@ -752,10 +754,11 @@ void UpstreamConnection::finish(CloseInfo info) {
 
 void UpstreamConnection::arm_keepalive() {
   using std::chrono::milliseconds;
-  milliseconds period = options_.keepalive_interval;
-  if (options_.ping_timeout.count() > 0 &&
-      (period.count() == 0 || options_.ping_timeout < period)) {
-    period = options_.ping_timeout;
+  // Wake at the shortest of the intervals in use (the idle timeout checked twice per period).
+  milliseconds period{0};
+  for (milliseconds candidate : {options_.keepalive_interval, options_.ping_timeout,
+                                 options_.idle_timeout / 2}) {
+    if (candidate.count() > 0 && (period.count() == 0 || candidate < period)) period = candidate;
   }
   if (period.count() == 0) return;
   keepalive_timer_.expires_after(period);
@@ -767,6 +770,14 @@ void UpstreamConnection::arm_keepalive() {
 
 void UpstreamConnection::on_keepalive_timer() {
   const auto now = std::chrono::steady_clock::now();
+  if (options_.idle_timeout.count() > 0 && now - last_data_activity_ >= options_.idle_timeout) {
+    // No message either way for idle_timeout: a normal close initiated by the gateway.
+    close(1001, "idle timeout", Initiator::gateway);
+    return;
+  }
+  if (options_.keepalive_interval.count() == 0 && options_.ping_timeout.count() == 0) {
+    return arm_keepalive();  // only the idle timeout is in use
+  }
   if (ping_outstanding_ && now - ping_sent_at_ >= options_.ping_timeout) {
     return finish({1006, "", Initiator::gateway, false,
                    Failure{Cause::ping_timeout, "no pong within " +

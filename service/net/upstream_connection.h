@@ -45,6 +45,7 @@ struct ConnectOptions {
   std::chrono::milliseconds close_timeout{5000};
   std::chrono::milliseconds keepalive_interval{30000};  // unsolicited pong when idle; 0: off
   std::chrono::milliseconds ping_timeout{0};  // >0: ping when idle, fail if no pong in time
+  std::chrono::milliseconds idle_timeout{0};  // >0: close (1001) after this long without messages
   std::uint64_t max_message_bytes = 16u << 20;
   std::uint64_t max_queued_bytes = 8u << 20;  // client -> upstream bytes not yet written
   std::uint32_t max_header_bytes = 16384;
@@ -189,6 +190,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void arm_keepalive();
   void on_keepalive_timer();
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void touch_data() { last_data_activity_ = last_activity_ = std::chrono::steady_clock::now(); }
 
   template <class Handler>
   void async_write_buffers(const std::vector<asio::const_buffer>& buffers, Handler&& handler);
@@ -229,7 +231,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::uint64_t queued_bytes_ = 0;
   std::deque<std::function<void()>> waiting_for_room_;
   std::optional<CloseInfo> pending_close_;  // how we will report the close once it completes
-  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point last_activity_;       // any frame either way
+  std::chrono::steady_clock::time_point last_data_activity_;  // a data message either way
   Counters counters_;
 };
 

@@ -366,6 +366,7 @@ class GatewaySession final
     options.close_timeout = pick(open.timeouts().close_ms(), defaults_.close_timeout);
     options.keepalive_interval = defaults_.keepalive_interval;
     options.ping_timeout = defaults_.ping_timeout;
+    options.idle_timeout = defaults_.idle_timeout;
     options.max_message_bytes =
         open.limits().max_message_bytes() != 0
             ? std::min(open.limits().max_message_bytes(), defaults_.max_message_bytes_ceiling)

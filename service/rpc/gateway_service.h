@@ -38,6 +38,7 @@ struct GatewayDefaults {
   std::chrono::milliseconds close_timeout{5000};
   std::chrono::milliseconds keepalive_interval{30000};
   std::chrono::milliseconds ping_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
   std::uint64_t max_message_bytes = 16u << 20;
   std::uint64_t max_message_bytes_ceiling = 64u << 20;
   std::uint64_t max_queued_bytes = 8u << 20;
