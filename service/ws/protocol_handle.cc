@@ -238,8 +238,8 @@ std::uintptr_t ProtocolHandle::next_token(Action action) noexcept {
 // Handshake.
 
 void ProtocolHandle::set_headers(
-    std::initializer_list<std::pair<std::string_view, std::string_view>> headers,
-    HttpHeader** out, std::uint32_t* out_count) {
+    const std::vector<std::pair<std::string_view, std::string_view>>& headers, HttpHeader** out,
+    std::uint32_t* out_count) {
   release_headers();
   header_strings_.reserve(2 * headers.size());
   for (const auto& [name, value] : headers) {
@@ -305,35 +305,14 @@ Result ProtocolHandle::begin_client_handshake(const char* const* subprotocols,
   offered_extensions_.assign(extensions, extensions + extension_count);
   const std::string protocols = join(offered_subprotocols_);
   const std::string extension_list = join(offered_extensions_);
-  if (subprotocol_count != 0 && extension_count != 0) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Key", client_key_},
-                 {"Sec-WebSocket-Version", "13"},
-                 {"Sec-WebSocket-Protocol", protocols},
-                 {"Sec-WebSocket-Extensions", extension_list}},
-                additional_headers, additional_header_count);
-  } else if (subprotocol_count != 0) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Key", client_key_},
-                 {"Sec-WebSocket-Version", "13"},
-                 {"Sec-WebSocket-Protocol", protocols}},
-                additional_headers, additional_header_count);
-  } else if (extension_count != 0) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Key", client_key_},
-                 {"Sec-WebSocket-Version", "13"},
-                 {"Sec-WebSocket-Extensions", extension_list}},
-                additional_headers, additional_header_count);
-  } else {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Key", client_key_},
-                 {"Sec-WebSocket-Version", "13"}},
-                additional_headers, additional_header_count);
-  }
+  std::vector<std::pair<std::string_view, std::string_view>> headers{
+      {"Connection", "Upgrade"},
+      {"Upgrade", "websocket"},
+      {"Sec-WebSocket-Key", client_key_},
+      {"Sec-WebSocket-Version", "13"}};
+  if (subprotocol_count != 0) headers.emplace_back("Sec-WebSocket-Protocol", protocols);
+  if (extension_count != 0) headers.emplace_back("Sec-WebSocket-Extensions", extension_list);
+  set_headers(headers, additional_headers, additional_header_count);
   return apply(Event::begin_client_handshake);
 }
 
@@ -470,32 +449,13 @@ Result ProtocolHandle::begin_server_handshake(const char* subprotocol_selected,
 
   const std::string accept = accept_key(key);
   const std::string extension_list = join(chosen_extensions);
-  const std::string_view protocol = subprotocol_selected ? subprotocol_selected : "";
-  if (subprotocol_selected != nullptr && !chosen_extensions.empty()) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Accept", accept},
-                 {"Sec-WebSocket-Protocol", protocol},
-                 {"Sec-WebSocket-Extensions", extension_list}},
-                response_headers, response_header_count);
-  } else if (subprotocol_selected != nullptr) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Accept", accept},
-                 {"Sec-WebSocket-Protocol", protocol}},
-                response_headers, response_header_count);
-  } else if (!chosen_extensions.empty()) {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Accept", accept},
-                 {"Sec-WebSocket-Extensions", extension_list}},
-                response_headers, response_header_count);
-  } else {
-    set_headers({{"Connection", "Upgrade"},
-                 {"Upgrade", "websocket"},
-                 {"Sec-WebSocket-Accept", accept}},
-                response_headers, response_header_count);
+  std::vector<std::pair<std::string_view, std::string_view>> headers{
+      {"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Accept", accept}};
+  if (subprotocol_selected != nullptr) {
+    headers.emplace_back("Sec-WebSocket-Protocol", subprotocol_selected);
   }
+  if (!chosen_extensions.empty()) headers.emplace_back("Sec-WebSocket-Extensions", extension_list);
+  set_headers(headers, response_headers, response_header_count);
   return apply(Event::begin_server_handshake);
 }
 

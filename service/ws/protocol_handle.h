@@ -18,7 +18,6 @@
 #pragma once
 
 #include <array>
-#include <initializer_list>
 #include <string_view>
 #include <utility>
 #include <cstdint>
@@ -207,7 +206,9 @@ class ProtocolHandle {
   void build_send_frame(std::uint32_t capacity, Buffer* buffers, std::uint32_t* count);
   void complete_send(std::uint32_t bytes);
   void complete_receive(std::uint32_t bytes);
-  void set_headers(std::initializer_list<std::pair<std::string_view, std::string_view>> headers,
+  // Stores `headers` in handle memory and points *out at them (the arrays the handshake
+  // functions return).
+  void set_headers(const std::vector<std::pair<std::string_view, std::string_view>>& headers,
                    HttpHeader** out, std::uint32_t* out_count);
   void release_headers() noexcept;
   // Receive side.
