@@ -1,6 +1,9 @@
 """Session upkeep: idle timeout, keepalive (unsolicited pong), dead-peer detection (ping timeout),
 the message size limit (close 1009 + RESOURCE_EXHAUSTED), and frames that arrive in the same TCP
 segment as the 101 response."""
+import queue
+import socket
+import struct
 import threading
 import unittest
 
@@ -134,6 +137,147 @@ class BytesAfterUpgradeTest(DaemonTestCase):
             self.assertEqual(closed.initiator, gateway_pb2.INITIATOR_SERVER)
         finally:
             raw.stop()
+
+
+class BackpressureTest(DaemonTestCase):
+    CHUNK = 64 * 1024
+    TOTAL_CHUNKS = 1024  # 64 MiB: far more than the socket buffers and gRPC windows hold
+
+    def test_slow_grpc_client_stops_the_upstream_reads_and_loses_nothing(self):
+        blocked = threading.Event()
+        state = {"sent": 0}
+
+        def flood(conn):
+            upgrade(conn)
+            conn.sock.settimeout(2.0)
+            for i in range(self.TOTAL_CHUNKS):
+                payload = struct.pack("!I", i) + bytes(self.CHUNK - 4)
+                data = frame(0x2, payload)
+                view = memoryview(data)
+                while view:
+                    try:
+                        n = conn.sock.send(view)
+                    except socket.timeout:
+                        # Nothing could be written for 2 s: the gateway stopped reading.
+                        blocked.set()
+                        conn.sock.settimeout(30.0)
+                        continue
+                    view = view[n:]
+                state["sent"] = i + 1
+            conn.send(frame(0x8, close_payload(1000)))
+            try:
+                conn.read_frame(timeout=30)
+            except (EOFError, OSError, TimeoutError):
+                pass
+
+        raw = RawServer(flood).start()
+        requests = queue.Queue()
+
+        def request_iterator():
+            while True:
+                m = requests.get()
+                if m is None:
+                    return
+                yield m
+
+        requests.put(gateway_pb2.ClientMessage(open=gateway_pb2.Open(
+            url=raw.url, limits=gateway_pb2.Limits(max_queued_bytes=256 * 1024))))
+        call = self.daemon.gateway().Connect(request_iterator(), timeout=120)
+        try:
+            # This client reads nothing until the server reports that it cannot write any more.
+            self.assertTrue(blocked.wait(60), "the upstream was never slowed down: the gateway "
+                            "kept reading while its client did not (sent %d chunks)" % state["sent"])
+            self.assertLess(state["sent"], self.TOTAL_CHUNKS)
+            first = next(call)
+            self.assertEqual(first.WhichOneof("kind"), "opened")
+            received = 0
+            for m in call:
+                kind = m.WhichOneof("kind")
+                if kind == "closed":
+                    self.assertEqual(m.closed.code, 1000)
+                    break
+                self.assertEqual(kind, "message")
+                self.assertEqual(len(m.message.data), self.CHUNK)
+                self.assertEqual(struct.unpack("!I", m.message.data[:4])[0], received,
+                                 "messages lost or reordered")
+                received += 1
+            self.assertEqual(received, self.TOTAL_CHUNKS)
+        finally:
+            requests.put(None)
+            call.cancel()
+            raw.stop()
+        self.assert_alive_and_serving()
+
+    def test_slow_upstream_stops_the_grpc_reads_and_loses_nothing(self):
+        may_read = threading.Event()
+        got = {"count": 0, "in_order": True}
+
+        def slow_reader(conn):
+            upgrade(conn)
+            may_read.wait(60)  # reads nothing until the client has been slowed down
+            while True:
+                # Like conn.read_frame(), but unmasking only the sequence number: 64 MiB through
+                # Python's per-byte unmasking would take most of a minute.
+                b0, b1 = conn.read_exactly(2, 60)
+                length = b1 & 0x7F
+                if length == 126:
+                    length = struct.unpack("!H", conn.read_exactly(2, 60))[0]
+                elif length == 127:
+                    length = struct.unpack("!Q", conn.read_exactly(8, 60))[0]
+                mask = conn.read_exactly(4, 60)
+                payload = conn.read_exactly(length, 60)
+                head = bytes(c ^ mask[i] for i, c in enumerate(payload[:4]))
+                if b0 & 0x0F == 0x8:
+                    conn.send(frame(0x8, head[:2]))
+                    return
+                if struct.unpack("!I", head)[0] != got["count"]:
+                    got["in_order"] = False
+                got["count"] += 1
+
+        raw = RawServer(slow_reader).start()
+        pulled = {"n": 0}
+        stalled = threading.Event()
+        progress = threading.Condition()
+
+        def request_iterator():
+            yield gateway_pb2.ClientMessage(open=gateway_pb2.Open(
+                url=raw.url, limits=gateway_pb2.Limits(max_queued_bytes=256 * 1024)))
+            for i in range(self.TOTAL_CHUNKS):
+                with progress:
+                    pulled["n"] = i + 1
+                    progress.notify_all()
+                yield gateway_pb2.ClientMessage(
+                    binary=struct.pack("!I", i) + bytes(self.CHUNK - 4))
+            yield gateway_pb2.ClientMessage(close=gateway_pb2.Close(code=1000))
+
+        call = self.daemon.gateway().Connect(request_iterator(), timeout=120)
+        try:
+            self.assertEqual(next(call).WhichOneof("kind"), "opened")
+            # gRPC pulls the next message only when the daemon reads: wait until it stops.
+            with progress:
+                last = -1
+                while pulled["n"] != last and pulled["n"] < self.TOTAL_CHUNKS:
+                    last = pulled["n"]
+                    progress.wait(2.0)
+                if pulled["n"] < self.TOTAL_CHUNKS:
+                    stalled.set()
+            self.assertTrue(stalled.is_set(), "the client was never slowed down: the gateway "
+                            "read all %d messages while the upstream read none" % pulled["n"])
+            may_read.set()
+            closed = None
+            for m in call:
+                if m.WhichOneof("kind") == "closed":
+                    closed = m.closed
+            self.assertIsNotNone(closed)
+            self.assertEqual(closed.code, 1000)
+            raw.wait_connection(timeout=60)
+            self.assertEqual(got["count"], self.TOTAL_CHUNKS, "messages lost")
+            self.assertTrue(got["in_order"], "messages reordered")
+        finally:
+            may_read.set()
+            call.cancel()
+            raw.stop()
+        self.assert_alive_and_serving()
 
 
 if __name__ == "__main__":
