@@ -139,6 +139,44 @@ class BytesAfterUpgradeTest(DaemonTestCase):
             raw.stop()
 
 
+class Ipv6Test(DaemonTestCase):
+    def test_ipv6_literal_url(self):
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.bind(("::1", 0))
+        listener.listen(1)
+        listener.settimeout(30)
+        port = listener.getsockname()[1]
+        seen = {}
+
+        def serve():
+            from servers import RawConnection
+            sock, _ = listener.accept()
+            conn = RawConnection(sock)
+            try:
+                headers = conn.read_request()
+                seen["host"] = headers.get("host")
+                conn.send(conn.response_101())
+                fin, opcode, payload, masked = conn.read_frame(timeout=30)
+                conn.send(frame(opcode, payload))  # echo one message
+                fin, opcode, payload, masked = conn.read_frame(timeout=30)
+                conn.send(frame(0x8, payload[:2]))  # answer the close
+            finally:
+                conn.close()
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        try:
+            s, _ = self.open_session("ws://[::1]:%d/v6" % port)
+            s.send_text(b"over IPv6")
+            self.assertEqual(s.recv_kind("message").data, b"over IPv6")
+            s.send_close(1000)
+            self.assertEqual(s.recv_kind("closed").code, 1000)
+            server.join(30)
+            self.assertEqual(seen["host"], "[::1]:%d" % port)
+        finally:
+            listener.close()
+
+
 class BackpressureTest(DaemonTestCase):
     CHUNK = 64 * 1024
     TOTAL_CHUNKS = 1024  # 64 MiB: far more than the socket buffers and gRPC windows hold
