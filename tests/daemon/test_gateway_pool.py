@@ -139,6 +139,31 @@ class BytesAfterUpgradeTest(DaemonTestCase):
             raw.stop()
 
 
+class PerHostLimitTest(DaemonTestCase):
+    CONFIG = {"limits": {"max_sessions_per_host": 1}}
+
+    def test_second_session_to_the_same_host_is_refused(self):
+        echo = EchoServer().start()
+        try:
+            first, _ = self.open_session(echo.unique_url("a"))
+            second = self.session()
+            second.send_open(echo.unique_url("b"))
+            second.expect_failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "session_limit")
+            # Another destination host (same server, named differently) is counted apart.
+            other, _ = self.open_session(echo.unique_url("c").replace("127.0.0.1", "localhost"))
+            other.send_close(1000)
+            self.assertEqual(other.recv_kind("closed").code, 1000)
+            # The slot is freed when the first session ends.
+            first.send_close(1000)
+            self.assertEqual(first.recv_kind("closed").code, 1000)
+            first.wait_done()
+            third, _ = self.open_session(echo.unique_url("d"))
+            third.send_close(1000)
+            self.assertEqual(third.recv_kind("closed").code, 1000)
+        finally:
+            echo.stop()
+
+
 class Ipv6Test(DaemonTestCase):
     def test_ipv6_literal_url(self):
         listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
