@@ -12,6 +12,6 @@ case "${1:-}" in
   --sanitize) ctest --test-dir build-asan --output-on-failure -j2 --timeout 300 ;;
   --tsan)
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1} suppressions=$PWD/tests/tsan.supp"
-    ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 -R 'rpc_unit|daemon_' ;;
+    ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 -R '^(rpc_unit|daemon_|LoggingTest)' ;;
   *) ctest --test-dir build --output-on-failure -j2 --timeout 300 ;;
 esac
