@@ -66,6 +66,13 @@ bool is_v4_mapped(const std::uint8_t* b) {
   return b[10] == 0xff && b[11] == 0xff;
 }
 
+// The NAT64 well-known prefix 64:ff9b::/96 (RFC 6052): such an address reaches the IPv4 host in
+// its last 32 bits through a NAT64 gateway, so it is judged as that IPv4 address.
+bool is_nat64(const std::uint8_t* b) {
+  static constexpr std::uint8_t kPrefix[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  return std::memcmp(b, kPrefix, sizeof kPrefix) == 0;
+}
+
 std::string format_address(bool v4, const std::uint8_t* bytes) {
   char buffer[INET6_ADDRSTRLEN] = {};
   if (inet_ntop(v4 ? AF_INET : AF_INET6, bytes, buffer, sizeof buffer) == nullptr) {
@@ -268,7 +275,7 @@ std::string DestinationPolicy::check_address(const sockaddr* address) const {
     sockaddr_in6 in6{};
     std::memcpy(&in6, address, sizeof in6);
     std::memcpy(raw, &in6.sin6_addr, 16);
-    if (is_v4_mapped(raw)) {
+    if (is_v4_mapped(raw) || is_nat64(raw)) {
       std::uint8_t mapped[4];
       std::memcpy(mapped, raw + 12, 4);
       std::memset(raw, 0, sizeof raw);

@@ -59,8 +59,8 @@ class DestinationPolicy {
   std::string check_host(std::string_view host, std::uint16_t port) const;
 
   // Address check after resolution, for every resolved address: sockaddr of AF_INET or AF_INET6
-  // (IPv4-mapped IPv6 addresses are checked as IPv4). `address` must point to a complete
-  // sockaddr_in or sockaddr_in6 as its sa_family says (as getaddrinfo returns them); its port is
+  // (IPv4-mapped and NAT64 64:ff9b::/96 IPv6 addresses are checked as the IPv4 address they
+  // carry). `address` must point to a complete sockaddr_in or sockaddr_in6 as its sa_family says (as getaddrinfo returns them); its port is
   // ignored (ports are checked by check_host). Other families and null are denied. Empty string
   // when allowed, else the reason (e.g. "address 169.254.169.254 is link-local (denied by
   // default)").

@@ -83,6 +83,10 @@ TEST(DestinationPolicy, DefaultDenies) {
   // IPv4-mapped addresses are checked as IPv4.
   EXPECT_EQ(check(p, "::ffff:169.254.169.254"),
             "address 169.254.169.254 is link-local (denied by default)");
+  // So are NAT64 (64:ff9b::/96) addresses, which reach the embedded IPv4 host.
+  EXPECT_EQ(check(p, "64:ff9b::a9fe:a9fe"),
+            "address 169.254.169.254 is link-local (denied by default)");
+  EXPECT_EQ(check(p, "64:ff9b::808:808"), "");
 }
 
 TEST(DestinationPolicy, UnspecifiedAddressesAlwaysDenied) {
