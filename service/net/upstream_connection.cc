@@ -424,31 +424,12 @@ void UpstreamConnection::close(std::uint16_t code, std::string reason, Initiator
       return self->fail({Cause::shutdown, "closed before the connection was open"});
     }
     if (self->phase_ != Phase::open || self->close_sent_) return;
-    self->close_sent_ = true;
-    self->phase_ = Phase::closing;
-    OutgoingMessage m;
-    m.kind = OutgoingMessage::Kind::close;
-    m.close_code = code;
-    m.data = reason;
-    self->queued_.push_back(std::move(m));
-    self->engine_send(self->queued_.back());
-    self->pending_close_ = CloseInfo{code == 0 ? std::uint16_t{1005} : code, reason, initiator,
-                                     false, std::nullopt};
+    CloseInfo report{code == 0 ? std::uint16_t{1005} : code, reason, initiator, false,
+                     std::nullopt};
     if (initiator == Initiator::gateway && code == 1001 && reason == "gateway shutting down") {
-      self->pending_close_->failure = Failure{Cause::shutdown, "the gateway is shutting down"};
+      report.failure = Failure{Cause::shutdown, "the gateway is shutting down"};
     }
-    self->phase_timer_.expires_after(self->options_.close_timeout);
-    self->phase_timer_.async_wait([self](const asio::error_code& ec) {
-      if (ec || self->phase_ == Phase::done) return;
-      CloseInfo info = self->pending_close_.value_or(CloseInfo{});
-      info.clean = false;
-      if (!info.failure) {
-        info.failure = Failure{Cause::close_timeout, "the server did not answer the close within " +
-                                                         std::to_string(self->options_.close_timeout.count()) +
-                                                         " ms"};
-      }
-      self->finish(std::move(info));
-    });
+    self->send_close(code, reason, std::move(report), /*unanswered_is_failure=*/true);
     self->pump();
   });
 }
@@ -643,19 +624,9 @@ void UpstreamConnection::on_indication(ws::BufferType type, const ws::Buffer& bu
       return;
     }
     // The server closed first: echo its code (RFC 6455 §5.5.1), then report.
-    close_sent_ = true;
-    phase_ = Phase::closing;
-    OutgoingMessage m;
-    m.kind = OutgoingMessage::Kind::close;
-    m.close_code = ws::is_valid_wire_close_code(code) ? code : 0;
-    queued_.push_back(std::move(m));
-    engine_send(queued_.back());
-    pending_close_ = CloseInfo{code, reason, Initiator::server, true, std::nullopt};
-    phase_timer_.expires_after(options_.close_timeout);
-    phase_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-      if (ec || self->phase_ == Phase::done) return;
-      self->finish(self->pending_close_.value_or(CloseInfo{}));
-    });
+    send_close(ws::is_valid_wire_close_code(code) ? code : 0, "",
+               CloseInfo{code, reason, Initiator::server, true, std::nullopt},
+               /*unanswered_is_failure=*/false);
     return;
   }
   if (type == ws::BufferType::ping_pong) {
@@ -674,20 +645,9 @@ void UpstreamConnection::on_indication(ws::BufferType type, const ws::Buffer& bu
                     "a message from the server exceeds max_message_bytes (" +
                         std::to_string(options_.max_message_bytes) + ")"};
     if (!close_sent_) {
-      close_sent_ = true;
-      phase_ = Phase::closing;
-      OutgoingMessage m;
-      m.kind = OutgoingMessage::Kind::close;
-      m.close_code = 1009;
-      m.data = "message too big";
-      queued_.push_back(std::move(m));
-      engine_send(queued_.back());
-      pending_close_ = CloseInfo{1009, "message too big", Initiator::gateway, false, failure};
-      phase_timer_.expires_after(options_.close_timeout);
-      phase_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-        if (ec || self->phase_ == Phase::done) return;
-        self->finish(self->pending_close_.value_or(CloseInfo{}));
-      });
+      send_close(1009, "message too big",
+                 CloseInfo{1009, "message too big", Initiator::gateway, false, failure},
+                 /*unanswered_is_failure=*/false);
     }
     return;
   }
@@ -718,27 +678,44 @@ void UpstreamConnection::on_protocol_violation(ws::Result result) {
                   "the server violated the WebSocket protocol (" + std::string(ws::symbol(result)) +
                       "); closed with " + std::to_string(code)};
   failure.engine_result = result;
-  close_sent_ = true;
-  phase_ = Phase::closing;
-  OutgoingMessage m;
-  m.kind = OutgoingMessage::Kind::close;
-  m.close_code = code;
-  m.data = code == 1007 ? "invalid UTF-8" : "protocol error";
-  const std::string reason = m.data;
-  queued_.push_back(std::move(m));
-  engine_send(queued_.back());
-  pending_close_ = CloseInfo{code, reason, Initiator::gateway, false, failure};
-  phase_timer_.expires_after(options_.close_timeout);
-  phase_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-    if (ec || self->phase_ == Phase::done) return;
-    self->finish(self->pending_close_.value_or(CloseInfo{}));
-  });
+  const std::string reason = code == 1007 ? "invalid UTF-8" : "protocol error";
+  send_close(code, reason, CloseInfo{code, reason, Initiator::gateway, false, failure},
+             /*unanswered_is_failure=*/false);
   // The receive side is failed for good, so the pump loop that called us stops; the close must
   // still go out now, not when the close timer fires.
   if (!send_busy_) {
     while (phase_ != Phase::done && !send_busy_ && pump_send_once()) {
     }
   }
+}
+
+void UpstreamConnection::send_close(std::uint16_t code, const std::string& reason,
+                                    CloseInfo report, bool unanswered_is_failure) {
+  close_sent_ = true;
+  phase_ = Phase::closing;
+  OutgoingMessage m;
+  m.kind = OutgoingMessage::Kind::close;
+  m.close_code = code;
+  m.data = reason;
+  queued_.push_back(std::move(m));
+  engine_send(queued_.back());
+  pending_close_ = std::move(report);
+  phase_timer_.expires_after(options_.close_timeout);
+  phase_timer_.async_wait([self = shared_from_this(), unanswered_is_failure](
+                              const asio::error_code& ec) {
+    if (ec || self->phase_ == Phase::done) return;
+    CloseInfo info = self->pending_close_.value_or(CloseInfo{});
+    if (unanswered_is_failure) {
+      info.clean = false;
+      if (!info.failure) {
+        info.failure =
+            Failure{Cause::close_timeout,
+                    "the server did not answer the close within " +
+                        std::to_string(self->options_.close_timeout.count()) + " ms"};
+      }
+    }
+    self->finish(std::move(info));
+  });
 }
 
 void UpstreamConnection::finish(CloseInfo info) {

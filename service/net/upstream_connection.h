@@ -186,6 +186,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void engine_send(const OutgoingMessage& message);
   void release_written();
   void on_protocol_violation(ws::Result result);
+  // Queues our close frame (code 0: none), records how the close will be reported, and arms the
+  // close timer; when it fires, `report` is delivered as is, or (unanswered_is_failure) as not
+  // clean with a close_timeout failure unless it already carries one.
+  void send_close(std::uint16_t code, const std::string& reason, CloseInfo report,
+                  bool unanswered_is_failure);
   void finish(CloseInfo info);
   void arm_keepalive();
   void on_keepalive_timer();
