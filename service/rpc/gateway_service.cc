@@ -246,9 +246,9 @@ class GatewaySession final
     std::optional<ServerMessage> error_message;
     if (info.failure && info.failure->cause != net::Cause::shutdown) {
       registry_.count_failure(net::to_string(info.failure->cause));
-      status = error_status(status_code_for(*info.failure), info.failure->message,
-                            detail_for(*info.failure));
-      error_message = error_to_message(status, detail_for(*info.failure));
+      const v1::ErrorDetail detail = detail_for(*info.failure);
+      status = error_status(status_code_for(*info.failure), info.failure->message, detail);
+      error_message = error_to_message(status, detail);
       logger_->warn("session {}: closed by the gateway, code {}: {}", id_, info.code,
                     info.failure->message);
     } else {
@@ -276,8 +276,8 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       connection_.reset();
     }
-    reject_with(error_status(status_code_for(failure), failure.message, detail_for(failure)),
-                detail_for(failure));
+    const v1::ErrorDetail detail = detail_for(failure);
+    reject_with(error_status(status_code_for(failure), failure.message, detail), detail);
     registry_.release(id_);
   }
 

@@ -17,6 +17,20 @@ std::atomic<std::uint32_t> g_keepalive_interval_ms{kDefaultKeepaliveIntervalMs};
 // right before it so header and payload form one contiguous buffer.
 constexpr std::size_t kControlPayloadOffset = kMaxFrameHeaderLength;
 
+// Masks a control frame's payload in place and writes its header right before it (the payload
+// sits at kControlPayloadOffset, which leaves room for the longest header); returns the frame as
+// one contiguous buffer.
+Buffer seal_control_frame(std::uint8_t* payload, std::uint32_t length, Opcode opcode, bool masked,
+                          MaskKey key) {
+  if (masked) apply_mask(payload, length, key);
+  const std::size_t header_length = frame_header_length(masked, length);
+  std::uint8_t* start = payload - header_length;
+  write_frame_header(start, true, opcode, masked, key, length);
+  Buffer frame{};
+  frame.data = {start, static_cast<std::uint32_t>(header_length + length)};
+  return frame;
+}
+
 std::uint32_t read_u32(const void* p) {
   std::uint32_t v;
   std::memcpy(&v, p, sizeof v);
@@ -660,11 +674,7 @@ void ProtocolHandle::build_send_frame(std::uint32_t capacity, Buffer* buffers,
       if (op.length != 0) std::memcpy(payload + 2, op.data, op.length);
       length = 2 + op.length;
     }
-    if (masked) apply_mask(payload, length, send_mask_key_);
-    const std::size_t header_length = frame_header_length(masked, length);
-    std::uint8_t* start = payload - header_length;
-    write_frame_header(start, true, op.opcode, masked, send_mask_key_, length);
-    buffers[0].data = {start, static_cast<std::uint32_t>(header_length + length)};
+    buffers[0] = seal_control_frame(payload, length, op.opcode, masked, send_mask_key_);
     *count = 1;
     out.expected_bytes = buffers[0].data.length;
     out.payload_bytes = op.length;  // the whole Send is in this one action
@@ -739,12 +749,8 @@ void ProtocolHandle::emit_pong(Outstanding& slot, Buffer* buffers, std::uint32_t
   const bool masked = role_ == Role::client;
   const MaskKey key =
       (masked && !options_.disable_masking) ? random_mask_key() : MaskKey{};
-  std::uint8_t* payload = pong_frame_.data() + kControlPayloadOffset;
-  if (masked) apply_mask(payload, pong_length_, key);
-  const std::size_t header_length = frame_header_length(masked, pong_length_);
-  std::uint8_t* start = payload - header_length;
-  write_frame_header(start, true, Opcode::pong, masked, key, pong_length_);
-  buffers[0].data = {start, static_cast<std::uint32_t>(header_length + pong_length_)};
+  buffers[0] = seal_control_frame(pong_frame_.data() + kControlPayloadOffset, pong_length_,
+                                  Opcode::pong, masked, key);
   *count = 1;
   *action = Action::send_to_network;
   *type = BufferType::ping_pong;
