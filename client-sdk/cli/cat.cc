@@ -1,0 +1,395 @@
+// `wsgate cat URL`: stdin records -> WebSocket messages, messages -> stdout, through wsgated.
+//
+// Threads: the main thread reads stdin (poll on stdin and a wake pipe) and sends; the Session's
+// reader thread prints received messages (on_message) and records the end of the session, then
+// writes to the wake pipe so the main thread stops waiting for input it no longer needs.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+#include "cli.h"
+#include "exit_status.h"
+#include "line_editor.h"
+
+namespace wsgate::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Input records longer than this are refused instead of growing without bound; it is the SDK's
+// gRPC message limit, so a longer record could not be sent anyway.
+constexpr std::size_t kMaxRecord = 64u << 20;
+
+std::atomic<int> g_wake_fd{-1};
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) {
+  g_interrupted = true;
+  const int fd = g_wake_fd.load();
+  if (fd >= 0) {
+    const char b = 'i';
+    [[maybe_unused]] ssize_t n = ::write(fd, &b, 1);
+  }
+}
+
+std::string to_hex(std::string_view data) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(data.size() * 2);
+  for (unsigned char c : data) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+// Control characters of a received text would move the cursor or change the terminal's state;
+// in the interactive view they are shown escaped (\n, \t stay).
+std::string printable(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else if (c == '\n' || c == '\t') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::string describe_close(const CloseInfo& c) {
+  std::string who;
+  switch (c.initiator) {
+    case Initiator::client: who = "closed"; break;
+    case Initiator::server: who = "closed by the server"; break;
+    case Initiator::gateway: who = "closed by wsgated"; break;
+    default: who = "closed"; break;
+  }
+  if (c.code == 1006) return "connection lost (1006" + (c.reason.empty() ? "" : ": " + c.reason) + ")";
+  std::string line = who + " with " + std::to_string(c.code);
+  if (!c.reason.empty()) line += " \"" + c.reason + "\"";
+  return line;
+}
+
+std::uint16_t parse_close_code(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  // 1004-1006 and 1015 are reserved: never sent in a close frame (RFC 6455 7.4.1).
+  if (errno != 0 || end == text.c_str() || *end != '\0' || v < 1000 || v > 4999 || v == 1004 ||
+      v == 1005 || v == 1006 || v == 1015) {
+    throw UsageError("--close: " + text + " is not a close code that may be sent (1000-4999, "
+                     "not 1004-1006 or 1015)");
+  }
+  return static_cast<std::uint16_t>(v);
+}
+
+SessionOptions session_options(const CatOptions& o) {
+  SessionOptions so;
+  so.subprotocols = o.subprotocols;
+  for (const std::string& h : o.headers) {
+    const std::size_t colon = h.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      throw UsageError("-H " + h + ": expected name:value");
+    }
+    std::string value = h.substr(colon + 1);
+    const std::size_t start = value.find_first_not_of(" \t");
+    value = start == std::string::npos ? "" : value.substr(start);
+    so.headers.emplace_back(h.substr(0, colon), value);
+  }
+  if (!o.ca_file.empty()) {
+    std::ifstream in(o.ca_file, std::ios::binary);
+    std::ostringstream pem;
+    if (!in || !(pem << in.rdbuf())) {
+      throw UsageError("--ca " + o.ca_file + ": cannot read the file: " + std::strerror(errno));
+    }
+    so.tls.set_ca_pem(pem.str());
+  }
+  if (!o.server_name.empty()) so.tls.set_server_name(o.server_name);
+  so.tls.set_insecure_skip_verify(o.insecure);
+  return so;
+}
+
+// What the reader thread learned about the end of the session.
+struct EndState {
+  std::mutex mu;
+  std::optional<CloseInfo> closed;
+  std::optional<Error> error;
+  bool ended = false;
+};
+
+class WakePipe {
+ public:
+  WakePipe() {
+    if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe failed");
+  }
+  ~WakePipe() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  int read_fd() const { return fds_[0]; }
+  int write_fd() const { return fds_[1]; }
+  void wake() const {
+    const char b = 'w';
+    [[maybe_unused]] ssize_t n = ::write(fds_[1], &b, 1);
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+bool write_stdout(std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(STDOUT_FILENO, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_cat(const CatOptions& o, const std::string& address) {
+  const std::uint16_t close_code = o.close.empty() ? 1000 : parse_close_code(o.close[0]);
+  const std::string close_reason = o.close.size() > 1 ? o.close[1] : "";
+  if (close_reason.size() > 123) throw UsageError("--close: the reason is longer than 123 bytes");
+  if (o.binary_output != "hex" && o.binary_output != "raw") {
+    throw UsageError("--binary-output: expected hex or raw, got " + o.binary_output);
+  }
+  const SessionOptions so = session_options(o);
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000.0));
+  const bool interactive = !o.no_prompt && ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+  const char sep = o.null_separated ? '\0' : '\n';
+
+  ClientOptions co;
+  co.address = address;
+  Client client(co);
+  std::optional<Session> session;
+  try {
+    session.emplace(Session::open(client, o.url, so, deadline_after(timeout)));
+  } catch (const Error& e) {
+    std::fprintf(stderr, "wsgate: %s\n", describe(e, client.address()).c_str());
+    return exit_for_error(e, false);
+  }
+
+  WakePipe wake;
+  EndState end;
+  std::unique_ptr<LineEditor> editor;
+  if (interactive) {
+    std::string info = "connected to " + o.url;
+    if (!session->subprotocol().empty()) info += " (subprotocol " + session->subprotocol() + ")";
+    std::fprintf(stderr, "%s; Ctrl-D closes, Ctrl-C aborts\n", info.c_str());
+    editor = std::make_unique<LineEditor>("> ");
+  }
+  g_wake_fd = wake.write_fd();
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const std::string binary_output = o.binary_output;
+  session->on_message(
+      [&, binary_output](const Message& m) {
+        switch (m.kind) {
+          case Message::Kind::text:
+            if (editor) {
+              editor->print_above("< " + printable(m.data));
+            } else {
+              std::string out = m.data;
+              out += sep;
+              write_stdout(out);
+            }
+            break;
+          case Message::Kind::binary:
+            if (editor) {
+              editor->print_above("< [binary, " + std::to_string(m.data.size()) + " bytes] " +
+                                  to_hex(m.data));
+            } else if (binary_output == "raw") {
+              write_stdout(m.data);
+            } else {
+              write_stdout(to_hex(m.data) + sep);
+            }
+            break;
+          case Message::Kind::pong:
+            break;
+          case Message::Kind::closed: {
+            std::lock_guard<std::mutex> lock(end.mu);
+            end.closed = m.close;
+            wake.wake();
+            break;
+          }
+        }
+      },
+      [&](const Error* e) {
+        std::lock_guard<std::mutex> lock(end.mu);
+        end.ended = true;
+        if (e) end.error = *e;
+        wake.wake();
+      });
+
+  const auto finished = [&] {
+    std::lock_guard<std::mutex> lock(end.mu);
+    return end.closed.has_value() || end.ended;
+  };
+
+  std::string pending;  // an incomplete input record
+  bool input_done = false;
+  bool interrupted = false;
+  std::string failure;  // a local failure that ends the session (printed below)
+  const auto ping_period =
+      std::chrono::milliseconds(static_cast<long long>(o.ping_interval_s * 1000.0));
+  auto next_ping = std::chrono::steady_clock::now() + ping_period;
+
+  const auto send_record = [&](std::string_view record) {
+    if (o.binary) {
+      session->send_binary(record);
+    } else {
+      session->send_text(record);
+    }
+  };
+
+  try {
+    while (!input_done && !finished() && !g_interrupted) {
+      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake.read_fd(), POLLIN, 0}};
+      int wait_ms = -1;
+      if (ping_period.count() > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            next_ping - std::chrono::steady_clock::now());
+        wait_ms = static_cast<int>(std::max<long long>(0, left.count()));
+      }
+      const int n = ::poll(fds, 2, wait_ms);
+      if (n < 0 && errno != EINTR) {
+        failure = std::string("poll: ") + std::strerror(errno);
+        break;
+      }
+      if (ping_period.count() > 0 && std::chrono::steady_clock::now() >= next_ping) {
+        session->ping();
+        next_ping = std::chrono::steady_clock::now() + ping_period;
+      }
+      if (n <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      const ssize_t got = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (got < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        failure = std::string("reading stdin: ") + std::strerror(errno);
+        break;
+      }
+      if (got == 0) {
+        // End of input: a last record without its separator is still a record.
+        if (!pending.empty() && !editor) send_record(pending);
+        input_done = true;
+        break;
+      }
+      const std::string_view chunk(buf, static_cast<std::size_t>(got));
+      if (editor) {
+        for (char c : chunk) {
+          std::string line;
+          switch (editor->feed(c, &line)) {
+            case LineEditor::Event::line: send_record(line); break;
+            case LineEditor::Event::eof: input_done = true; break;
+            case LineEditor::Event::interrupt: interrupted = true; break;
+            case LineEditor::Event::none: break;
+          }
+          if (input_done || interrupted) break;
+        }
+        if (interrupted) break;
+        continue;
+      }
+      if (o.binary && !o.null_separated) {  // raw chunks: each read is one message
+        send_record(chunk);
+        continue;
+      }
+      pending.append(chunk);
+      std::size_t start = 0;
+      for (std::size_t pos; (pos = pending.find(sep, start)) != std::string::npos; start = pos + 1) {
+        send_record(std::string_view(pending).substr(start, pos - start));
+      }
+      pending.erase(0, start);
+      if (pending.size() > kMaxRecord) {
+        failure = "an input record is longer than " + std::to_string(kMaxRecord) + " bytes";
+        break;
+      }
+    }
+  } catch (const Error& e) {
+    // A send failed because the stream ended: the reader reports how (below).
+    if (e.cause() != "session_closed") failure = describe(e, client.address());
+  }
+  // --linger: replies to the last records may still be on their way, and a server stops sending
+  // once it sees our close. Wait for the server's close, an interrupt or the end of the period.
+  if (input_done && o.linger_s > 0 && failure.empty()) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<long long>(o.linger_s * 1000.0));
+    while (!finished() && !g_interrupted) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd fd{wake.read_fd(), POLLIN, 0};
+      if (::poll(&fd, 1, static_cast<int>(left.count())) > 0) {
+        char drain[64];
+        [[maybe_unused]] ssize_t n = ::read(wake.read_fd(), drain, sizeof drain);
+      }
+    }
+  }
+  interrupted = interrupted || g_interrupted;
+
+  int status = kOk;
+  std::optional<CloseInfo> closed;
+  std::optional<Error> error;
+  if (interrupted || !failure.empty()) {
+    // Abort: destroying the Session cancels the stream; the daemon closes upstream with 1001.
+    if (editor) editor->restore();
+    std::fprintf(stderr, "wsgate: %s\n", interrupted ? "interrupted" : failure.c_str());
+    status = interrupted ? kInterrupted : kFailure;
+  } else {
+    if (input_done && !finished()) {
+      try {
+        closed = session->close(close_code, close_reason, deadline_after(timeout));
+      } catch (const Error& e) {
+        error = e;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(end.mu);
+      if (!closed) closed = end.closed;
+      if (!error && !closed) error = end.error;
+    }
+    if (editor) editor->restore();
+    if (closed) {
+      status = exit_for_close(closed->code);
+      if (status != kOk || editor) {
+        std::fprintf(stderr, "wsgate: %s\n", describe_close(*closed).c_str());
+      }
+    } else if (error) {
+      std::fprintf(stderr, "wsgate: %s\n", describe(*error, client.address()).c_str());
+      status = exit_for_error(*error, true);
+    } else {
+      std::fprintf(stderr, "wsgate: the session ended without a close\n");
+      status = kLost;
+    }
+  }
+  // The callbacks use `editor`, `end` and `wake`: stop the reader thread before they go.
+  session.reset();
+  g_wake_fd = -1;
+  return status;
+}
+
+}  // namespace wsgate::cli
