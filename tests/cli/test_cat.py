@@ -1,0 +1,230 @@
+"""`wsgate cat` in pipe mode against the real daemon and real WebSocket servers: text, binary,
+1 MiB messages, close codes and the exit status mapping (client-sdk/cli/exit_status.h), refused
+upgrades, network and TLS failures, subprotocols and headers, Ctrl-C."""
+import shutil
+import signal
+import socket
+import ssl
+import tempfile
+import unittest
+
+from cli_fixture import CatProcess, run_cli
+from certs import make_certs
+from daemon_fixture import DaemonTestCase
+from servers import EchoServer, RawServer, pattern_bytes, wait_closed
+
+MIB = 1 << 20
+
+
+class CatEchoTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = EchoServer(subprotocols=["chat.v2", "chat.v1"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            super().tearDownClass()
+
+    def cat(self, *args):
+        p = CatProcess(list(args), self.daemon)
+        self.addCleanup(p.kill)
+        return p
+
+    def test_text_lines_round_trip_and_eof_closes_with_1000(self):
+        url = self.server.unique_url("text")
+        p = self.cat(url)
+        p.write("hello\n")
+        self.assertEqual(p.read_record(), b"hello")
+        p.write("gr\xfc\xdfe \U0001F600\n")
+        self.assertEqual(p.read_record().decode(), "gr\xfc\xdfe \U0001F600")
+        code, rest, err = p.finish()
+        self.assertEqual((code, rest, err), (0, b"", ""))
+        conn = self.server.connection(url)
+        self.assertEqual(wait_closed(conn), 1000)
+        self.assertEqual(conn.received, ["hello", "gr\xfc\xdfe \U0001F600"])
+
+    def test_last_record_without_newline_is_sent_and_linger_waits_for_the_server(self):
+        url = self.server.unique_url("linger")
+        # The last record, sent at end of input, makes the server close: --linger keeps the
+        # session open after end of input until then (its 60 s idle period never runs out here),
+        # so the echoes of the earlier records are all printed first.
+        code, out, err = run_cli(["cat", url, "--linger", "60"], self.daemon,
+                                 input=b"one\ntwo\nclose-me")
+        self.assertEqual(out, b"one\ntwo\n")
+        self.assertEqual(code, 8, err)
+        self.assertEqual(self.server.connection(url).received, ["one", "two", "close-me"])
+
+    def test_one_mebibyte_text_line(self):
+        url = self.server.unique_url("big-text")
+        p = self.cat(url)
+        line = ("0123456789abcdef" * (MIB // 16)).encode()
+        p.write(line + b"\n")
+        self.assertEqual(p.read_record(timeout=30), line)
+        code, _, err = p.finish()
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(self.server.connection(url).received[0]), MIB)
+
+    def test_binary_null_separated_records_print_as_hex(self):
+        url = self.server.unique_url("bin-null")
+        p = self.cat(url, "--binary", "--null")
+        p.write(b"abc\0\xff\x01\n\0")
+        self.assertEqual(p.read_record(b"\0"), b"616263")
+        self.assertEqual(p.read_record(b"\0"), b"ff010a")
+        code, _, err = p.finish()
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.server.connection(url).received, [b"abc", b"\xff\x01\n"])
+
+    def test_binary_raw_one_mebibyte(self):
+        url = self.server.unique_url("bin-raw")
+        p = self.cat(url, "--binary", "--binary-output", "raw")
+        data = pattern_bytes(MIB)
+        # 64 KiB writes: wsgate reads and sends while it prints the echoes (the stdout pipe is
+        # read below, after all writes, so the echoes must fit in the daemon's and gRPC's queues).
+        for i in range(0, MIB, 65536):
+            p.write(data[i:i + 65536])
+        got = p.read_exactly(MIB, timeout=60)
+        self.assertEqual(got, data)
+        code, rest, err = p.finish()
+        self.assertEqual((code, rest), (0, b""), err)
+        received = self.server.connection(url).received
+        self.assertTrue(all(isinstance(m, bytes) for m in received))
+        self.assertEqual(b"".join(received), data)
+
+    def test_server_close_code_gives_exit_8(self):
+        url = self.server.unique_url("close-me")
+        p = self.cat(url)
+        p.write("close-me\n")
+        code, out, err = p.wait()
+        self.assertEqual(code, 8, err)
+        self.assertEqual(err, 'wsgate: closed by the server with 4000 "server closing"\n')
+
+    def test_close_option_sends_code_and_reason(self):
+        url = self.server.unique_url("close-opt")
+        code, _, err = run_cli(["cat", url, "--close", "4001", "bye now"], self.daemon)
+        self.assertEqual(code, 8, err)
+        self.assertIn('closed with 4001 "bye now"', err)
+        conn = self.server.connection(url)
+        self.assertEqual(wait_closed(conn), 4001)
+        self.assertEqual(conn.close_reason, "bye now")
+
+    def test_close_option_1000_exits_0(self):
+        url = self.server.unique_url("close-1000")
+        code, _, err = run_cli(["cat", url, "--close", "1000"], self.daemon)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(wait_closed(self.server.connection(url)), 1000)
+
+    def test_subprotocol_and_headers(self):
+        url = self.server.unique_url("proto")
+        p = self.cat(url, "--subprotocol", "chat.v1", "-H", "X-Token: abc",
+                     "--header", "X-Other:2")
+        p.write("x\n")
+        self.assertEqual(p.read_record(), b"x")
+        conn = self.server.connection(url)
+        self.assertEqual(conn.subprotocol, "chat.v1")
+        self.assertEqual(conn.request_headers["X-Token"], "abc")
+        self.assertEqual(conn.request_headers["X-Other"], "2")
+        self.assertEqual(p.finish()[0], 0)
+
+    def test_sigint_aborts_with_130_and_upstream_sees_1001(self):
+        url = self.server.unique_url("sigint")
+        p = self.cat(url)
+        p.write("x\n")
+        self.assertEqual(p.read_record(), b"x")
+        p.proc.send_signal(signal.SIGINT)
+        code, _, err = p.wait()
+        self.assertEqual(code, 130)
+        self.assertEqual(err, "wsgate: interrupted\n")
+        self.assertEqual(wait_closed(self.server.connection(url)), 1001)
+
+    def test_connection_refused_exit_5(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nothing listens there now
+        code, _, err = run_cli(["cat", "ws://127.0.0.1:%d/" % port], self.daemon)
+        self.assertEqual(code, 5, err)
+        self.assertRegex(err, r"^wsgate: connection refused: .*\n$")
+
+    def test_unreachable_daemon_exit_3(self):
+        missing = tempfile.mktemp(prefix="wsgate-none-", suffix=".sock")
+        code, _, err = run_cli(["--address", "unix:" + missing, "cat", self.server.url])
+        self.assertEqual(code, 3)
+        self.assertTrue(err.startswith("wsgate: cannot reach wsgated at unix:" + missing), err)
+        self.assertEqual(err.count("\n"), 1)
+
+    def test_invalid_url_exit_7(self):
+        code, _, err = run_cli(["cat", "http://127.0.0.1/"], self.daemon)
+        self.assertEqual(code, 7, err)
+        self.assertTrue(err.startswith("wsgate: bad request: "), err)
+
+
+def refuse_403(conn):
+    conn.read_request()
+    conn.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+class CatRefusedTest(DaemonTestCase):
+    def test_refused_upgrade_exit_4_with_one_line(self):
+        server = RawServer(refuse_403).start()
+        self.addCleanup(server.stop)
+        code, out, err = run_cli(["cat", server.url], self.daemon, input=b"never sent\n")
+        self.assertEqual((code, out), (4, b""))
+        self.assertEqual(err, "wsgate: upgrade refused: HTTP 403 Forbidden\n")
+
+
+class CatTlsTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-pki-")
+        cls.pki = make_certs(cls.pki_dir)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cls.pki["server.pem"], cls.pki["server.key"])
+        cls.server = EchoServer(ssl_context=context).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+            shutil.rmtree(cls.pki_dir, ignore_errors=True)
+        finally:
+            super().tearDownClass()
+
+    def test_test_ca_trusts_the_server(self):
+        self.round_trip("--ca", self.pki["ca.pem"])
+
+    def round_trip(self, *args):
+        p = CatProcess([self.server.url] + list(args), self.daemon)
+        self.addCleanup(p.kill)
+        p.write("over tls\n")
+        self.assertEqual(p.read_record(), b"over tls")
+        self.assertEqual(p.finish(), (0, b"", ""))
+
+    def test_wrong_name_exit_6(self):
+        code, _, err = run_cli(["cat", self.server.url, "--ca", self.pki["ca.pem"],
+                                "--server-name", "wrong.example"], self.daemon)
+        self.assertEqual(code, 6, err)
+        self.assertRegex(err, r"^wsgate: tls handshake failed: .*\n$")
+
+    def test_untrusted_ca_exit_6(self):
+        code, _, err = run_cli(["cat", self.server.url, "--ca", self.pki["other-ca.pem"]],
+                               self.daemon)
+        self.assertEqual(code, 6, err)
+
+    def test_insecure_skips_verification(self):
+        self.round_trip("--insecure")
+
+    def test_unreadable_ca_file_is_a_usage_error(self):
+        code, _, err = run_cli(["cat", self.server.url, "--ca", self.pki_dir + "/missing.pem"],
+                               self.daemon)
+        self.assertEqual(code, 2)
+        self.assertIn("--ca", err)
+        self.assertIn("usage: wsgate cat", err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
