@@ -207,8 +207,11 @@ int run_cat(const CatOptions& o, const std::string& address) {
   std::signal(SIGPIPE, SIG_IGN);
 
   const std::string binary_output = o.binary_output;
+  // steady_clock ticks of the last received message (for --linger).
+  std::atomic<std::chrono::steady_clock::rep> last_activity{0};
   session->on_message(
       [&, binary_output](const Message& m) {
+        last_activity = std::chrono::steady_clock::now().time_since_epoch().count();
         switch (m.kind) {
           case Message::Kind::text:
             if (editor) {
@@ -334,13 +337,16 @@ int run_cat(const CatOptions& o, const std::string& address) {
     if (e.cause() != "session_closed") failure = describe(e, client.address());
   }
   // --linger: replies to the last records may still be on their way, and a server stops sending
-  // once it sees our close. Wait for the server's close, an interrupt or the end of the period.
+  // once it sees our close. Close only after S seconds without a message (or when the server
+  // closes first, or on an interrupt).
   if (input_done && o.linger_s > 0 && failure.empty()) {
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<long long>(o.linger_s * 1000.0));
+    const auto period = std::chrono::milliseconds(static_cast<long long>(o.linger_s * 1000.0));
+    last_activity = std::chrono::steady_clock::now().time_since_epoch().count();
     while (!finished() && !g_interrupted) {
+      const auto last = std::chrono::steady_clock::time_point(
+          std::chrono::steady_clock::duration(last_activity.load()));
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          until - std::chrono::steady_clock::now());
+          last + period - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd fd{wake.read_fd(), POLLIN, 0};
       if (::poll(&fd, 1, static_cast<int>(left.count())) > 0) {

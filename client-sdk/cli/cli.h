@@ -28,7 +28,7 @@ struct CatOptions {
   double ping_interval_s = 0;        // 0: no pings
   std::vector<std::string> close;    // CODE [REASON], sent at end of input
   double timeout_s = 30;             // open and close
-  double linger_s = 0;               // after end of input, keep printing this long before closing
+  double linger_s = 0;               // after end of input, close after this long without a message
   bool no_prompt = false;            // never the interactive prompt
 };
 

@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->option_text("S");
   cat_cmd->add_option("--linger", cat.linger_s,
-                      "after end of input, print replies for up to S seconds before closing")
+                      "after end of input, close only once no message came for S seconds")
       ->check(CLI::Range(0.0, 3600.0))
       ->option_text("S");
   cat_cmd->add_flag("--no-prompt", cat.no_prompt, "no interactive prompt even in a terminal");

@@ -1,16 +1,19 @@
 """`wsgate cat` in pipe mode against the real daemon and real WebSocket servers: text, binary,
 1 MiB messages, close codes and the exit status mapping (client-sdk/cli/exit_status.h), refused
 upgrades, network and TLS failures, subprotocols and headers, Ctrl-C."""
+import os
+import select
 import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import tempfile
 import unittest
 
 from cli_fixture import CatProcess, run_cli
 from certs import make_certs
-from daemon_fixture import DaemonTestCase
+from daemon_fixture import REPO, DaemonTestCase
 from servers import EchoServer, RawServer, pattern_bytes, wait_closed
 
 MIB = 1 << 20
@@ -224,6 +227,29 @@ class CatTlsTest(DaemonTestCase):
         self.assertEqual(code, 2)
         self.assertIn("--ca", err)
         self.assertIn("usage: wsgate cat", err)
+
+
+class ReadmeEchoServerTest(DaemonTestCase):
+    """README's "Trying it": scripts/echo-server.py, then wsgate cat and wsgate sessions."""
+
+    def test_echo_server_script_with_wsgate_cat(self):
+        script = os.path.join(REPO, "scripts", "echo-server.py")
+        server = subprocess.Popen(["/usr/bin/python3", script, "--port", "0"],
+                                  stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (server.kill(), server.wait(10), server.stdout.close()))
+        ready, _, _ = select.select([server.stdout], [], [], 15)
+        self.assertTrue(ready, "scripts/echo-server.py printed nothing within 15 s")
+        line = server.stdout.readline().decode()
+        self.assertRegex(line, r"^listening on ws://127\.0\.0\.1:\d+/\n$")
+        url = line.split()[-1]
+        p = CatProcess([url], self.daemon)
+        self.addCleanup(p.kill)
+        p.write("hello\n")
+        self.assertEqual(p.read_record(), b"hello")
+        code, out, _ = run_cli(["sessions"], self.daemon)
+        self.assertEqual(code, 0)
+        self.assertIn(url, out.decode())
+        self.assertEqual(p.finish(), (0, b"", ""))
 
 
 if __name__ == "__main__":
