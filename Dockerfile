@@ -22,9 +22,10 @@ COPY scripts scripts
 COPY deploy deploy
 COPY docs docs
 RUN scripts/setup.sh \
- && strip --strip-unneeded build/service/daemon/wsgated build/service/daemon/wsgate-health
+ && strip --strip-unneeded build/service/daemon/wsgated build/service/daemon/wsgate-health \
+      build/client-sdk/cli/wsgate build/client-sdk/libwsgate-client.so.0.*
 
-# --- runtime: only the shared libraries the two binaries load --------------------------------
+# --- runtime: only the shared libraries the binaries load --------------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -59,6 +60,11 @@ RUN groupadd --system --gid 10001 wsgate \
       --shell /usr/sbin/nologin wsgate \
  && install -d -o wsgate -g wsgate -m 0770 /run/wsgate
 COPY --from=build /src/build/service/daemon/wsgated /src/build/service/daemon/wsgate-health /usr/local/bin/
+# wsgate, the command-line client (`docker exec CONTAINER wsgate sessions`; it finds the daemon
+# through WSGATE_SOCKET below), and the SDK library it links.
+COPY --from=build /src/build/client-sdk/cli/wsgate /usr/local/bin/
+COPY --from=build /src/build/client-sdk/libwsgate-client.so.0 /usr/local/lib/
+RUN ldconfig
 COPY --from=build /src/deploy/config/wsgated.example.toml /etc/wsgate/wsgated.toml
 # Configuration: the file (mount another at /etc/wsgate/wsgated.toml, or set WSGATE_CONFIG),
 # and the environment: WSGATE_SOCKET, WSGATE_TCP (e.g. 0.0.0.0:9000; empty: no TCP listener),

@@ -14,7 +14,8 @@ import unittest
 from cli_fixture import CatProcess, run_cli
 from certs import make_certs
 from daemon_fixture import REPO, DaemonTestCase
-from servers import EchoServer, RawServer, pattern_bytes, wait_closed
+from servers import (EchoServer, EchoSubprocess, RawServer, close_payload, frame, pattern_bytes,
+                     wait_closed)
 
 MIB = 1 << 20
 
@@ -143,6 +144,17 @@ class CatEchoTest(DaemonTestCase):
         self.assertEqual(err, "wsgate: interrupted\n")
         self.assertEqual(wait_closed(self.server.connection(url)), 1001)
 
+    def test_connection_lost_exit_9(self):
+        server = EchoSubprocess().start()
+        self.addCleanup(server.kill)
+        p = self.cat(server.url)
+        p.write("x\n")
+        self.assertEqual(p.read_record(), b"x")
+        server.kill()  # SIGKILL: the TCP connection ends without a close frame
+        code, _, err = p.wait()
+        self.assertEqual(code, 9, err)
+        self.assertTrue(err.startswith("wsgate: connection lost (1006"), err)
+
     def test_connection_refused_exit_5(self):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -170,13 +182,37 @@ def refuse_403(conn):
     conn.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
-class CatRefusedTest(DaemonTestCase):
+def expect_two_pings_then_close(conn):
+    conn.read_request()
+    conn.send(conn.response_101())
+    conn.result["opcodes"] = []
+    for _ in range(2):
+        fin, opcode, payload, masked = conn.read_frame()
+        conn.result["opcodes"].append(opcode)
+        conn.send(frame(0xA, payload))
+    conn.send(frame(0x8, close_payload(1000, b"two pings seen")))
+    conn.result["close_reply"] = conn.read_frame()[1]
+
+
+class CatRawServerTest(DaemonTestCase):
     def test_refused_upgrade_exit_4_with_one_line(self):
         server = RawServer(refuse_403).start()
         self.addCleanup(server.stop)
         code, out, err = run_cli(["cat", server.url], self.daemon, input=b"never sent\n")
         self.assertEqual((code, out), (4, b""))
         self.assertEqual(err, "wsgate: upgrade refused: HTTP 403 Forbidden\n")
+
+    def test_ping_interval_sends_pings(self):
+        server = RawServer(expect_two_pings_then_close).start()
+        self.addCleanup(server.stop)
+        p = CatProcess([server.url, "--ping-interval", "0.05"], self.daemon)
+        self.addCleanup(p.kill)
+        conn = server.wait_connection()  # stdin stays open: only the pings make frames
+        self.assertIsNone(conn.error)
+        self.assertEqual(conn.result["opcodes"], [0x9, 0x9])
+        self.assertEqual(conn.result["close_reply"], 0x8)
+        code, out, err = p.wait()
+        self.assertEqual((code, out, err), (0, b"", ""))
 
 
 class CatTlsTest(DaemonTestCase):
