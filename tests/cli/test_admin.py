@@ -1,10 +1,13 @@
 """`wsgate sessions`, `stats`, `health`, `version` against a daemon with open sessions, the
 address rules (--address, WSGATE_ADDRESS, WSGATE_SOCKET), and usage errors (exit 2)."""
 import json
+import os
+import shutil
+import subprocess
 import tempfile
 import unittest
 
-from cli_fixture import CatProcess, run_cli
+from cli_fixture import CatProcess, cli_env, run_cli
 from daemon_fixture import DaemonTestCase
 from servers import EchoServer
 
@@ -111,6 +114,26 @@ class AdminTest(DaemonTestCase):
             code, out, _ = run_cli(args)
             self.assertEqual(code, 0)
             self.assertRegex(out.decode(), r"^wsgate \d+\.\d+\.\d+\n$")
+
+
+class InstallTest(DaemonTestCase):
+    """`cmake --install --component daemon` gives a `wsgate` that runs (its RPATH finds the SDK
+    library installed beside it)."""
+
+    def test_daemon_component_install_runs(self):
+        build = os.environ.get("WSGATE_BUILD_DIR")
+        if not build:
+            self.skipTest("WSGATE_BUILD_DIR not set")
+        prefix = tempfile.mkdtemp(prefix="wsgate-install-")
+        self.addCleanup(shutil.rmtree, prefix, True)
+        subprocess.run(["cmake", "--install", build, "--component", "daemon", "--prefix", prefix],
+                       check=True, capture_output=True, timeout=120)
+        installed = os.path.join(prefix, "bin", "wsgate")
+        env = cli_env(self.daemon)
+        env.pop("LD_LIBRARY_PATH", None)
+        r = subprocess.run([installed, "health"], capture_output=True, env=env, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"SERVING", r.stdout)
 
 
 class UsageTest(unittest.TestCase):
