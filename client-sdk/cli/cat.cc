@@ -132,6 +132,7 @@ struct EndState {
   std::optional<CloseInfo> closed;
   std::optional<Error> error;
   bool ended = false;
+  std::string output_error;  // stdout failed (e.g. `| head -1` exited): abort
 };
 
 class WakePipe {
@@ -209,6 +210,14 @@ int run_cat(const CatOptions& o, const std::string& address) {
   const std::string binary_output = o.binary_output;
   // steady_clock ticks of the last received message (for --linger).
   std::atomic<std::chrono::steady_clock::rep> last_activity{0};
+  // SIGPIPE is ignored: a closed stdout is reported by write() and ends the session.
+  const auto output = [&](std::string_view data) {
+    if (write_stdout(data)) return;
+    const int err = errno;
+    std::lock_guard<std::mutex> lock(end.mu);
+    if (end.output_error.empty()) end.output_error = std::string("writing stdout: ") + std::strerror(err);
+    wake.wake();
+  };
   session->on_message(
       [&, binary_output](const Message& m) {
         last_activity = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -219,7 +228,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
             } else {
               std::string out = m.data;
               out += sep;
-              write_stdout(out);
+              output(out);
             }
             break;
           case Message::Kind::binary:
@@ -227,9 +236,9 @@ int run_cat(const CatOptions& o, const std::string& address) {
               editor->print_above("< [binary, " + std::to_string(m.data.size()) + " bytes] " +
                                   to_hex(m.data));
             } else if (binary_output == "raw") {
-              write_stdout(m.data);
+              output(m.data);
             } else {
-              write_stdout(to_hex(m.data) + sep);
+              output(to_hex(m.data) + sep);
             }
             break;
           case Message::Kind::pong:
@@ -251,7 +260,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
 
   const auto finished = [&] {
     std::lock_guard<std::mutex> lock(end.mu);
-    return end.closed.has_value() || end.ended;
+    return end.closed.has_value() || end.ended || !end.output_error.empty();
   };
 
   std::string pending;  // an incomplete input record
@@ -356,6 +365,10 @@ int run_cat(const CatOptions& o, const std::string& address) {
     }
   }
   interrupted = interrupted || g_interrupted;
+  {
+    std::lock_guard<std::mutex> lock(end.mu);
+    if (failure.empty() && !end.output_error.empty()) failure = end.output_error;
+  }
 
   int status = kOk;
   std::optional<CloseInfo> closed;

@@ -4,7 +4,8 @@
 //
 //   0    the session closed with 1000 (normal closure); `sessions`/`stats`/`version` succeeded;
 //        `health`: the daemon is SERVING
-//   1    any other failure (unexpected gRPC status, I/O error); `health`: not SERVING/unreachable
+//   1    any other failure (unexpected gRPC status, I/O error such as a closed stdout);
+//        `health`: not SERVING or unreachable
 //   2    usage error (unknown flag, missing or malformed argument)
 //   3    wsgated could not be reached at the address (no daemon, wrong socket, no permission)
 //   4    the server refused the WebSocket upgrade (HTTP status other than 101, or a 101 that is

@@ -144,6 +144,17 @@ class CatEchoTest(DaemonTestCase):
         self.assertEqual(err, "wsgate: interrupted\n")
         self.assertEqual(wait_closed(self.server.connection(url)), 1001)
 
+    def test_closed_stdout_aborts_exit_1(self):
+        url = self.server.unique_url("epipe")
+        p = self.cat(url)
+        p.write("one\n")
+        self.assertEqual(p.read_record(), b"one")
+        p.proc.stdout.close()  # as `wsgate cat URL | head -1` does once it has its line
+        p.write("two\n")
+        self.assertEqual(p.proc.wait(20), 1)
+        self.assertEqual(p.proc.stderr.read(), b"wsgate: writing stdout: Broken pipe\n")
+        self.assertEqual(wait_closed(self.server.connection(url)), 1001)
+
     def test_connection_lost_exit_9(self):
         server = EchoSubprocess().start()
         self.addCleanup(server.kill)
