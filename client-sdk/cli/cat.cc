@@ -31,6 +31,8 @@ using namespace std::chrono_literals;
 // Input records longer than this are refused instead of growing without bound; it is the SDK's
 // gRPC message limit, so a longer record could not be sent anyway.
 constexpr std::size_t kMaxRecord = 64u << 20;
+// How long an aborted session waits for the answer to its close 1001.
+constexpr std::chrono::milliseconds kAbortCloseWait{2000};
 
 std::atomic<int> g_wake_fd{-1};
 std::atomic<bool> g_interrupted{false};
@@ -81,7 +83,9 @@ std::string describe_close(const CloseInfo& c) {
     case Initiator::gateway: who = "closed by wsgated"; break;
     default: who = "closed"; break;
   }
-  if (c.code == 1006) return "connection lost (1006" + (c.reason.empty() ? "" : ": " + c.reason) + ")";
+  if (c.code == 1006) {
+    return "connection lost (1006" + (c.reason.empty() ? "" : ": " + c.reason) + ")";
+  }
   std::string line = who + " with " + std::to_string(c.code);
   if (!c.reason.empty()) line += " \"" + c.reason + "\"";
   return line;
@@ -180,6 +184,24 @@ int run_cat(const CatOptions& o, const std::string& address) {
   const bool interactive = !o.no_prompt && ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   const char sep = o.null_separated ? '\0' : '\n';
 
+  // What the Session's callbacks use is declared before it, so that it outlives the reader
+  // thread whichever way this function is left.
+  WakePipe wake;
+  EndState end;
+  std::unique_ptr<LineEditor> editor;
+  // steady_clock ticks of the last received message (for --linger).
+  std::atomic<std::chrono::steady_clock::rep> last_activity{0};
+  // SIGPIPE is ignored: a closed stdout is reported by write() and ends the session.
+  const auto output = [&](std::string_view data) {
+    if (write_stdout(data)) return;
+    const int err = errno;
+    std::lock_guard<std::mutex> lock(end.mu);
+    if (end.output_error.empty()) {
+      end.output_error = std::string("writing stdout: ") + std::strerror(err);
+    }
+    wake.wake();
+  };
+
   ClientOptions co;
   co.address = address;
   Client client(co);
@@ -191,9 +213,6 @@ int run_cat(const CatOptions& o, const std::string& address) {
     return exit_for_error(e, false);
   }
 
-  WakePipe wake;
-  EndState end;
-  std::unique_ptr<LineEditor> editor;
   if (interactive) {
     std::string info = "connected to " + o.url;
     if (!session->subprotocol().empty()) info += " (subprotocol " + session->subprotocol() + ")";
@@ -207,19 +226,8 @@ int run_cat(const CatOptions& o, const std::string& address) {
   sigaction(SIGINT, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  const std::string binary_output = o.binary_output;
-  // steady_clock ticks of the last received message (for --linger).
-  std::atomic<std::chrono::steady_clock::rep> last_activity{0};
-  // SIGPIPE is ignored: a closed stdout is reported by write() and ends the session.
-  const auto output = [&](std::string_view data) {
-    if (write_stdout(data)) return;
-    const int err = errno;
-    std::lock_guard<std::mutex> lock(end.mu);
-    if (end.output_error.empty()) end.output_error = std::string("writing stdout: ") + std::strerror(err);
-    wake.wake();
-  };
   session->on_message(
-      [&, binary_output](const Message& m) {
+      [&](const Message& m) {
         last_activity = std::chrono::steady_clock::now().time_since_epoch().count();
         switch (m.kind) {
           case Message::Kind::text:
@@ -235,7 +243,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
             if (editor) {
               editor->print_above("< [binary, " + std::to_string(m.data.size()) + " bytes] " +
                                   to_hex(m.data));
-            } else if (binary_output == "raw") {
+            } else if (o.binary_output == "raw") {
               output(m.data);
             } else {
               output(to_hex(m.data) + sep);
@@ -332,8 +340,9 @@ int run_cat(const CatOptions& o, const std::string& address) {
       }
       pending.append(chunk);
       std::size_t start = 0;
-      for (std::size_t pos; (pos = pending.find(sep, start)) != std::string::npos; start = pos + 1) {
+      for (std::size_t pos; (pos = pending.find(sep, start)) != std::string::npos;) {
         send_record(std::string_view(pending).substr(start, pos - start));
+        start = pos + 1;
       }
       pending.erase(0, start);
       if (pending.size() > kMaxRecord) {
@@ -374,7 +383,16 @@ int run_cat(const CatOptions& o, const std::string& address) {
   std::optional<CloseInfo> closed;
   std::optional<Error> error;
   if (interrupted || !failure.empty()) {
-    // Abort: destroying the Session cancels the stream; the daemon closes upstream with 1001.
+    // Abort: close with 1001 (going away) rather than only cancelling the stream, which the
+    // daemon answers by dropping the upstream TCP connection (the server would see 1006). The
+    // wait is short: an interrupt should not hang on a slow server.
+    if (!finished()) {
+      try {
+        session->close(1001, {}, deadline_after(std::min(timeout, kAbortCloseWait)));
+      } catch (const Error&) {
+        // Too slow or already gone: destroying the Session cancels the stream.
+      }
+    }
     if (editor) editor->restore();
     std::fprintf(stderr, "wsgate: %s\n", interrupted ? "interrupted" : failure.c_str());
     status = interrupted ? kInterrupted : kFailure;
@@ -389,7 +407,8 @@ int run_cat(const CatOptions& o, const std::string& address) {
     {
       std::lock_guard<std::mutex> lock(end.mu);
       if (!closed) closed = end.closed;
-      if (!error && !closed) error = end.error;
+      // The stream's own status says more than close()'s "session_closed".
+      if (!closed && end.error) error = end.error;
     }
     if (editor) editor->restore();
     if (closed) {
@@ -405,7 +424,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
       status = kLost;
     }
   }
-  // The callbacks use `editor`, `end` and `wake`: stop the reader thread before they go.
+  // Stop the reader thread (it may still print) before the terminal settings are restored.
   session.reset();
   g_wake_fd = -1;
   return status;

@@ -16,7 +16,7 @@
 //   8    the session closed with a code other than 1000 and 1006 (1001..4999, 1005 = no status)
 //   9    the connection was lost (close 1006) or the session failed after it opened
 //        (queue_overflow, the daemon went away...)
-//   130  interrupted (Ctrl-C / SIGINT); the daemon closes upstream with 1001
+//   130  interrupted (Ctrl-C / SIGINT); the session is closed with 1001 (going away)
 //
 // Distinct codes let scripts tell "the server said no" (4) from "the network said no" (5, 6) and
 // from "the gateway's policy said no" (7) without parsing stderr.

@@ -18,7 +18,8 @@ const char* usage_line(const std::string& subcommand) {
   if (subcommand == "cat") {
     return "usage: wsgate cat [--binary] [--null] [--binary-output hex|raw] [--subprotocol P]... "
            "[-H NAME:VALUE]... [--ca FILE] [--server-name NAME] [--insecure] "
-           "[--ping-interval S] [--timeout S] [--linger S] [--no-prompt] URL [--close CODE [REASON]]";
+           "[--ping-interval S] [--timeout S] [--linger S] [--no-prompt] URL "
+           "[--close CODE [REASON]]";
   }
   if (subcommand == "sessions") return "usage: wsgate sessions [--json]";
   if (subcommand == "stats") return "usage: wsgate stats [--json]";
