@@ -7,6 +7,8 @@
 #
 # Layout (PREFIX=/usr/local by default):
 #   PREFIX/bin/wsgated, PREFIX/bin/wsgate-health
+#   PREFIX/bin/wsgate, PREFIX/lib/libwsgate-client.so.0   the command-line client and the SDK
+#                               library it links (`cmake --install --component daemon`)
 #   UNITDIR/wsgated.service, UNITDIR/wsgated.socket   (/usr/lib/systemd/system for PREFIX=/usr,
 #                                                       else /etc/systemd/system)
 #   SYSUSERSDIR/wsgate.conf                             (/usr/lib/sysusers.d or /etc/sysusers.d)
@@ -32,7 +34,7 @@ dest=${dest%/}
 
 bin=$build/service/daemon/wsgated
 health=$build/service/daemon/wsgate-health
-for f in "$bin" "$health"; do
+for f in "$bin" "$health" "$build/client-sdk/cli/wsgate"; do
   [ -x "$f" ] || { echo "install.sh: $f not built (scripts/setup.sh)" >&2; exit 1; }
 done
 
@@ -46,6 +48,8 @@ docdir=$prefix/share/doc/wsgate
 install -d -m 0755 "$dest$prefix/bin" "$dest$unitdir" "$dest$sysusersdir" "$dest$docdir"
 install -d -m 0755 "$dest/etc/wsgate"
 install -m 0755 "$bin" "$health" "$dest$prefix/bin/"
+# wsgate: installed by CMake, which gives it the RPATH that finds the library beside it.
+DESTDIR="$dest" cmake --install "$build" --component daemon --prefix "$prefix" >/dev/null
 
 for unit in wsgated.service wsgated.socket; do
   sed -e "s|/usr/local/bin/wsgated|$prefix/bin/wsgated|g" \

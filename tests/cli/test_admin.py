@@ -8,7 +8,7 @@ import tempfile
 import unittest
 
 from cli_fixture import CatProcess, cli_env, run_cli
-from daemon_fixture import DaemonTestCase
+from daemon_fixture import REPO, DaemonTestCase
 from servers import EchoServer
 
 
@@ -117,8 +117,8 @@ class AdminTest(DaemonTestCase):
 
 
 class InstallTest(DaemonTestCase):
-    """`cmake --install --component daemon` gives a `wsgate` that runs (its RPATH finds the SDK
-    library installed beside it)."""
+    """`cmake --install --component daemon` and deploy/install.sh give a `wsgate` that runs (its
+    RPATH finds the SDK library installed beside it)."""
 
     def test_daemon_component_install_runs(self):
         build = os.environ.get("WSGATE_BUILD_DIR")
@@ -128,7 +128,21 @@ class InstallTest(DaemonTestCase):
         self.addCleanup(shutil.rmtree, prefix, True)
         subprocess.run(["cmake", "--install", build, "--component", "daemon", "--prefix", prefix],
                        check=True, capture_output=True, timeout=120)
-        installed = os.path.join(prefix, "bin", "wsgate")
+        self.assert_runs(os.path.join(prefix, "bin", "wsgate"))
+
+    def test_install_script_puts_wsgate_beside_wsgated(self):
+        build = os.environ.get("WSGATE_BUILD_DIR")
+        if not build:
+            self.skipTest("WSGATE_BUILD_DIR not set")
+        dest = tempfile.mkdtemp(prefix="wsgate-destdir-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        script = os.path.join(REPO, "deploy", "install.sh")
+        subprocess.run([script, "--build-dir", build, "--prefix", "/usr"], check=True,
+                       capture_output=True, env={**os.environ, "DESTDIR": dest}, timeout=120)
+        self.assertTrue(os.access(os.path.join(dest, "usr/bin/wsgated"), os.X_OK))
+        self.assert_runs(os.path.join(dest, "usr/bin/wsgate"))
+
+    def assert_runs(self, installed):
         env = cli_env(self.daemon)
         env.pop("LD_LIBRARY_PATH", None)
         r = subprocess.run([installed, "health"], capture_output=True, env=env, timeout=20)
