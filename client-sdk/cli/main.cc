@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "cli.h"
 #include "exit_status.h"
@@ -112,7 +113,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "wsgate: %s\n%s\n", e.what(), usage_line(subcommand_name()));
+    // With no subcommand recognised, CLI11 reports the missing subcommand before the argument
+    // it could not place; that argument is the more useful message.
+    std::string message = e.what();
+    const std::vector<std::string> rest = app.remaining();
+    if (subcommand_name().empty() && !rest.empty()) {
+      message = "unknown subcommand or option: " + rest.front();
+    }
+    std::fprintf(stderr, "wsgate: %s\n%s\n", message.c_str(), usage_line(subcommand_name()));
     return cli::kUsage;
   }
 

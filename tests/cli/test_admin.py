@@ -182,6 +182,14 @@ class UsageTest(unittest.TestCase):
                 self.assertTrue(lines[0].startswith("wsgate: "), err)
                 self.assertTrue(lines[1].startswith(usage), err)
 
+    def test_error_line_names_the_bad_argument(self):
+        for args, bad in ((["--bogus"], "--bogus"), (["frobnicate"], "frobnicate"),
+                          (["stats", "--bogus"], "--bogus"), (["cat", "ws://h/", "-H", "x"], "-H x")):
+            with self.subTest(args=args):
+                code, _, err = run_cli(args, address="unix:/nonexistent/x.sock")
+                self.assertEqual(code, 2)
+                self.assertIn(bad, err.splitlines()[0])
+
     def test_help_exit_0(self):
         code, out, _ = run_cli(["cat", "--help"])
         self.assertEqual(code, 0)
