@@ -183,8 +183,9 @@ class UsageTest(unittest.TestCase):
                 self.assertTrue(lines[1].startswith(usage), err)
 
     def test_error_line_names_the_bad_argument(self):
-        for args, bad in ((["--bogus"], "--bogus"), (["frobnicate"], "frobnicate"),
-                          (["stats", "--bogus"], "--bogus"), (["cat", "ws://h/", "-H", "x"], "-H x")):
+        cases = ((["--bogus"], "--bogus"), (["frobnicate"], "frobnicate"),
+                 (["stats", "--bogus"], "--bogus"), (["cat", "ws://h/", "-H", "x"], "-H x"))
+        for args, bad in cases:
             with self.subTest(args=args):
                 code, _, err = run_cli(args, address="unix:/nonexistent/x.sock")
                 self.assertEqual(code, 2)
