@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import unittest
 
 from cli_fixture import CatProcess, run_cli
@@ -86,11 +87,12 @@ class CatEchoTest(DaemonTestCase):
         url = self.server.unique_url("bin-raw")
         p = self.cat(url, "--binary", "--binary-output", "raw")
         data = pattern_bytes(MIB)
-        # 64 KiB writes: wsgate reads and sends while it prints the echoes (the stdout pipe is
-        # read below, after all writes, so the echoes must fit in the daemon's and gRPC's queues).
-        for i in range(0, MIB, 65536):
-            p.write(data[i:i + 65536])
+        # Written by a thread while the echoes are read here: neither pipe may fill up and stall
+        # the other direction.
+        writer = threading.Thread(target=p.write, args=(data,), daemon=True)
+        writer.start()
         got = p.read_exactly(MIB, timeout=60)
+        writer.join(20)
         self.assertEqual(got, data)
         code, rest, err = p.finish()
         self.assertEqual((code, rest), (0, b""), err)
