@@ -14,7 +14,7 @@ import unittest
 
 from cli_fixture import CatProcess, run_cli
 from certs import make_certs
-from daemon_fixture import REPO, DaemonTestCase
+from daemon_fixture import PROTO_PYTHON, REPO, DaemonTestCase
 from servers import (EchoServer, EchoSubprocess, RawServer, close_payload, frame, pattern_bytes,
                      wait_closed)
 
@@ -299,6 +299,23 @@ class ReadmeEchoServerTest(DaemonTestCase):
         self.assertEqual(code, 0)
         self.assertIn(url, out.decode())
         self.assertEqual(p.finish(), (0, b"", ""))
+
+    def test_readme_python_snippet(self):
+        """The README's Python snippet, pointed at this test's daemon, server and stubs."""
+        readme = open(os.path.join(REPO, "README.md")).read()
+        section = readme.split("### Trying it", 1)[1].split("\n## ", 1)[0]
+        snippet = section.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+        self.assertIn("/usr/bin/python3 scripts/echo-server.py --port 8765", section)
+        server = EchoServer().start()
+        self.addCleanup(server.stop)
+        snippet = (snippet.replace("ws://127.0.0.1:8765/", server.url)
+                   .replace("unix:/tmp/wsgated.sock", "unix:" + self.daemon.socket_path)
+                   .replace('"build/proto/python"', repr(PROTO_PYTHON)))
+        r = subprocess.run(["/usr/bin/python3", "-c", snippet], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertIn('data: "hello"', out)
+        self.assertIn("code: 1000", out)
 
 
 if __name__ == "__main__":
