@@ -302,7 +302,8 @@ class ReadmeEchoServerTest(DaemonTestCase):
 
     def test_readme_python_snippet(self):
         """The README's Python snippet, pointed at this test's daemon, server and stubs."""
-        readme = open(os.path.join(REPO, "README.md")).read()
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
         section = readme.split("### Trying it", 1)[1].split("\n## ", 1)[0]
         snippet = section.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
         self.assertIn("/usr/bin/python3 scripts/echo-server.py --port 8765", section)
