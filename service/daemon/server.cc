@@ -90,8 +90,9 @@ std::string Server::start() {
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
-  protocol_component_ =
-      std::make_unique<rpc::ProtocolComponentService>(config_.limits.max_protocol_handles);
+  rpc::ProtocolComponentLimits protocol_limits;
+  protocol_limits.max_handles = config_.limits.max_protocol_handles;
+  protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(protocol_limits);
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);
