@@ -92,6 +92,10 @@ std::string Server::start() {
                                                      config_.limits.max_sessions_per_host);
   rpc::ProtocolComponentLimits protocol_limits;
   protocol_limits.max_handles = config_.limits.max_protocol_handles;
+  protocol_limits.max_handles_per_client = config_.limits.max_protocol_handles_per_client;
+  protocol_limits.max_queued_bytes_per_handle = config_.limits.max_protocol_queued_bytes;
+  protocol_limits.max_pending_operations = config_.limits.max_protocol_pending_operations;
+  protocol_limits.max_memory_bytes = config_.limits.max_protocol_memory_bytes;
   protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(protocol_limits);
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
