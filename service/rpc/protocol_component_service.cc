@@ -40,6 +40,8 @@ struct ProtocolComponentService::Entry {
   const std::string owner;
   const std::string quota_key;
   std::mutex mutex;
+  // When an RPC last named this handle (steady_clock ticks); read by the idle lease.
+  std::atomic<std::int64_t> last_used{0};
   // Bytes held by send_storage and receive_storage together (the service's budget holds them).
   std::uint64_t queued_bytes = 0;
   // Bytes of every queued Send, in queue order (the engine completes sends FIFO). Popped when
@@ -207,8 +209,8 @@ std::uint32_t size32(std::size_t n) { return static_cast<std::uint32_t>(n); }
 // --- the table -------------------------------------------------------------------------------
 
 ProtocolComponentService::ProtocolComponentService(const ProtocolComponentLimits& limits,
-                                                   CallerOf caller_of)
-    : limits_(limits), caller_of_(std::move(caller_of)) {}
+                                                   CallerOf caller_of, Clock clock)
+    : limits_(limits), caller_of_(std::move(caller_of)), clock_(std::move(clock)) {}
 
 ProtocolComponentService::~ProtocolComponentService() = default;
 
@@ -244,6 +246,37 @@ void ProtocolComponentService::retire(Entry& entry) {
     entry.queued_bytes = 0;
   }
   doomed.reset();  // before the buffers it may point into
+}
+
+std::chrono::steady_clock::time_point ProtocolComponentService::now() const {
+  return clock_ ? clock_() : std::chrono::steady_clock::now();
+}
+
+void ProtocolComponentService::reap_idle() {
+  if (limits_.idle_lease.count() <= 0) return;
+  const std::int64_t now_ticks = now().time_since_epoch().count();
+  const auto lease =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.idle_lease).count();
+  std::int64_t due = next_reap_.load();
+  // One caller per period does the scan; the others go on at once.
+  if (now_ticks < due ||
+      !next_reap_.compare_exchange_strong(due, now_ticks + std::max<std::int64_t>(lease / 4, 1))) {
+    return;
+  }
+  std::vector<std::shared_ptr<Entry>> doomed;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (now_ticks - it->second->last_used.load() > lease) {
+        drop_quota(it->second->quota_key);
+        doomed.push_back(std::move(it->second));
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
 }
 
 bool ProtocolComponentService::reserve(std::uint64_t bytes) {
@@ -310,6 +343,7 @@ std::shared_ptr<ProtocolComponentService::Entry> ProtocolComponentService::find(
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end() || it->second->owner != owner) return nullptr;
+  it->second->last_used = now().time_since_epoch().count();
   return it->second;
 }
 
@@ -318,6 +352,7 @@ grpc::ServerUnaryReactor* ProtocolComponentService::with_entry(
     grpc::CallbackServerContext* context, std::uint64_t id, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   grpc::Status status;
+  reap_idle();
   if (std::shared_ptr<Entry> entry = find(id, caller(*context).owner)) {
     std::lock_guard lock(entry->mutex);
     status = entry->handle ? std::forward<Fn>(fn)(*entry) : not_found(id);  // deleted meanwhile
@@ -377,8 +412,10 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
   const char* function = server ? "CreateServerHandle" : "CreateClientHandle";
   if (r != ws::Result::ok) return finish(engine_failure(function, r));
 
+  reap_idle();  // before the limits are checked: expired handles give their room back
   auto entry = std::make_shared<Entry>(caller(*context), live_entries_);
   entry->handle = std::move(handle);
+  entry->last_used = now().time_since_epoch().count();
   bool full = false;
   bool over_quota = false;
   bool rng_failed = false;
@@ -440,6 +477,7 @@ grpc::ServerUnaryReactor* ProtocolComponentService::CreateServerHandle(
 grpc::ServerUnaryReactor* ProtocolComponentService::DeleteHandle(
     grpc::CallbackServerContext* context, const v1::HandleRequest* request, v1::Empty*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reap_idle();
   const std::uint64_t id = request->handle();
   const std::string owner = caller(*context).owner;
   std::shared_ptr<Entry> entry;

@@ -21,7 +21,13 @@
 //     its peers (e.g. by their credentials) passes a CallerOf with a coarser quota_key.
 //   - release_owner(owner) deletes every handle of an owner, e.g. when its connection goes away
 //     (the daemon calls it when it learns that). Otherwise a handle lives until DeleteHandle (or
-//     the service's destruction).
+//     the service's destruction), or, with an idle lease (ProtocolComponentLimits::idle_lease,
+//     off by default), until no RPC has named it for that long: the next RPC that names or
+//     creates any handle deletes it, as DeleteHandle would (the check runs at most every
+//     quarter lease, so a handle may stay up to 1.25 leases; while no RPC comes, nothing
+//     competes for what it holds).
+//     Off by default because a healthy handle can be idle for hours: an app waiting for a
+//     message has a Receive queued and nothing to call.
 //
 // Limits (ProtocolComponentLimits; each refusal is RESOURCE_EXHAUSTED with an ErrorDetail naming
 // E_OUTOFMEMORY and the cause in quotes; nothing already accepted is lost and the handle stays
@@ -68,6 +74,7 @@
 
 #include <cstddef>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -93,6 +100,8 @@ struct ProtocolComponentLimits {
   std::uint32_t max_pending_operations = 1024;
   // Daemon-wide: 16 handles with full queues.
   std::uint64_t max_memory_bytes = 256u << 20;
+  // Handles no RPC named for this long are deleted (see above); 0: never.
+  std::chrono::milliseconds idle_lease{0};
 };
 
 class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::CallbackService {
@@ -110,8 +119,11 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   // rule (peer + "wsgate-client-id" as owner, quota_key = owner).
   using CallerOf = std::function<Caller(const grpc::CallbackServerContext&)>;
 
+  // The clock of the idle lease; empty: std::chrono::steady_clock::now (tests pass a fake one).
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
   explicit ProtocolComponentService(const ProtocolComponentLimits& limits,
-                                    CallerOf caller_of = nullptr);
+                                    CallerOf caller_of = nullptr, Clock clock = nullptr);
   ~ProtocolComponentService() override;
   ProtocolComponentService(const ProtocolComponentService&) = delete;
   ProtocolComponentService& operator=(const ProtocolComponentService&) = delete;
@@ -179,6 +191,10 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   // Destroys an entry already removed from the table: waits for the calls inside it, destroys
   // its engine handle, then its buffers, and returns their bytes to the budget.
   void retire(Entry& entry);
+  std::chrono::steady_clock::time_point now() const;
+  // Deletes the handles idle longer than the lease, at most every quarter lease. Called before
+  // a call takes any lock, so retiring an entry never waits while holding another.
+  void reap_idle();
   // Takes `bytes` from the daemon-wide budget; false (nothing taken) if they do not fit.
   bool reserve(std::uint64_t bytes);
   // Admits a Send or Receive holding `bytes` on `entry` (its lock held): checks the per-handle
@@ -197,6 +213,9 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
 
   const ProtocolComponentLimits limits_;
   const CallerOf caller_of_;
+  const Clock clock_;
+  // reap_idle() does nothing before this time (steady_clock ticks).
+  std::atomic<std::int64_t> next_reap_{0};
   // Declared before entries_, which is destroyed first: an Entry updates them when it dies.
   std::atomic<std::uint64_t> accounted_bytes_{0};
   std::atomic<std::size_t> live_entries_{0};

@@ -52,8 +52,9 @@ class Server {
  public:
   explicit Server(std::uint32_t max_handles) : Server(with_max_handles(max_handles)) {}
   explicit Server(const ProtocolComponentLimits& limits,
-                  ProtocolComponentService::CallerOf caller_of = nullptr)
-      : service_(limits, std::move(caller_of)), path_(unique_socket_path()) {
+                  ProtocolComponentService::CallerOf caller_of = nullptr,
+                  ProtocolComponentService::Clock clock = nullptr)
+      : service_(limits, std::move(caller_of), std::move(clock)), path_(unique_socket_path()) {
     ::unlink(path_.c_str());
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + path_, grpc::InsecureServerCredentials());
@@ -1117,6 +1118,67 @@ TEST(ProtocolComponentBoundsTest, DeleteHandleKeepsNothing) {
   EXPECT_EQ(service.accounted_bytes(), 0u);
   EXPECT_EQ(service.live_entries(), 0u);
   EXPECT_EQ(service.handle_count(), 0u);
+}
+
+// A clock the test moves by hand (the idle lease is never tested by waiting).
+class FakeClock {
+ public:
+  ProtocolComponentService::Clock clock() {
+    return [this] { return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms_)); };
+  }
+  void advance(std::chrono::milliseconds d) { ms_ += d.count(); }
+
+ private:
+  std::atomic<std::int64_t> ms_{1000000};
+};
+
+TEST(ProtocolComponentBoundsTest, IdleLeaseDeletesHandlesNoCallNamed) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  ProtocolComponentLimits limits;
+  limits.idle_lease = 60s;
+  limits.max_handles_per_client = 2;
+  Server server(limits, nullptr, clock.clock());
+  ProtocolComponentService& service = server.service();
+  Api alice(server.channel(), std::string("alice"));
+  Api bob(server.channel(), std::string("bob"));  // e.g. gone without DeleteHandle
+  Endpoint a_client, a_peer, b_client, b_peer;
+  open_pair(alice, a_client, a_peer);
+  open_pair(bob, b_client, b_peer);
+  EXPECT_OK(bob.send(b_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(1000, 'b')));
+  EXPECT_EQ(service.accounted_bytes(), 1000u);
+
+  clock.advance(30s);
+  v1::GetActionResponse a;
+  EXPECT_OK(alice.get_action(a_client.handle, &a));
+  EXPECT_OK(alice.get_action(a_peer.handle, &a));
+  EXPECT_EQ(service.handle_count(), 4u);  // nobody idle for 60 s yet
+
+  clock.advance(40s);  // bob's handles: 70 s idle; alice's: 40 s
+  EXPECT_OK(alice.get_action(a_client.handle, &a));
+  EXPECT_EQ(service.handle_count(), 2u);
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  EXPECT_EQ(service.live_entries(), 2u);
+  expect_error(bob.get_action(b_client.handle, &a), grpc::StatusCode::NOT_FOUND, "E_INVALIDARG");
+  // bob's quota came back with the handles; alice's handles work on.
+  std::uint64_t h1 = 0, h2 = 0;
+  EXPECT_OK(bob.create(false, &h1));
+  EXPECT_OK(bob.create(true, &h2));
+  EXPECT_OK(alice.send(a_client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "alive"));
+  EXPECT_EQ(concat(receive_message(a_peer, a_client, std::nullopt, 0)), "alive");
+}
+
+TEST(ProtocolComponentBoundsTest, WithoutIdleLeaseIdleHandlesLiveOn) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  Server server(ProtocolComponentLimits{}, nullptr, clock.clock());
+  Api api(server.channel(), std::string("patient"));
+  Endpoint client, peer;
+  open_pair(api, client, peer);
+  clock.advance(1000h);
+  v1::GetActionResponse a;
+  EXPECT_OK(api.get_action(client.handle, &a));
+  EXPECT_EQ(server.service().handle_count(), 2u);
 }
 
 // release_owner from another thread while the owner's calls are running: they end with OK,
