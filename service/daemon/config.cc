@@ -473,6 +473,7 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"max_protocol_queued_bytes", u64(&c.limits.max_protocol_queued_bytes, 1)},
                   {"max_protocol_pending_operations", u32(&c.limits.max_protocol_pending_operations, 1)},
                   {"max_protocol_memory_bytes", u64(&c.limits.max_protocol_memory_bytes, 1)},
+                  {"max_protocol_idle_ms", u32(&c.limits.max_protocol_idle_ms, 0)},
                   {"max_grpc_message_bytes",
                    [&](const toml::node& n, const std::string& key) {
                      w.unsigned_field(n, key, &c.limits.max_grpc_message_bytes, 1);

@@ -47,6 +47,7 @@ struct LimitConfig {
   std::uint64_t max_protocol_queued_bytes = 16u << 20;     // per handle, queued Sends + Receives
   std::uint32_t max_protocol_pending_operations = 1024;    // per handle, queued Sends + Receives
   std::uint64_t max_protocol_memory_bytes = 256u << 20;    // all handles together
+  std::uint32_t max_protocol_idle_ms = 0;  // >0: delete handles no RPC named this long; 0: off
   std::uint32_t max_grpc_message_bytes = 68u << 20;
 };
 

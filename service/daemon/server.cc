@@ -96,6 +96,7 @@ std::string Server::start() {
   protocol_limits.max_queued_bytes_per_handle = config_.limits.max_protocol_queued_bytes;
   protocol_limits.max_pending_operations = config_.limits.max_protocol_pending_operations;
   protocol_limits.max_memory_bytes = config_.limits.max_protocol_memory_bytes;
+  protocol_limits.idle_lease = std::chrono::milliseconds(config_.limits.max_protocol_idle_ms);
   protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(protocol_limits);
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);

@@ -51,6 +51,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.limits.max_protocol_queued_bytes, b.limits.max_protocol_queued_bytes);
   EXPECT_EQ(a.limits.max_protocol_pending_operations, b.limits.max_protocol_pending_operations);
   EXPECT_EQ(a.limits.max_protocol_memory_bytes, b.limits.max_protocol_memory_bytes);
+  EXPECT_EQ(a.limits.max_protocol_idle_ms, b.limits.max_protocol_idle_ms);
   EXPECT_EQ(a.limits.max_grpc_message_bytes, b.limits.max_grpc_message_bytes);
   EXPECT_EQ(a.pool.keepalive_interval_ms, b.pool.keepalive_interval_ms);
   EXPECT_EQ(a.pool.ping_timeout_ms, b.pool.ping_timeout_ms);
@@ -398,14 +399,22 @@ TEST(ConfigParse, ProtocolComponentBounds) {
   EXPECT_EQ(d.limits.max_protocol_queued_bytes, 16u << 20);
   EXPECT_EQ(d.limits.max_protocol_pending_operations, 1024u);
   EXPECT_EQ(d.limits.max_protocol_memory_bytes, 256u << 20);
+  EXPECT_EQ(d.limits.max_protocol_idle_ms, 0u);  // off
 
   const Config c = parse_ok(
       "[limits]\nmax_protocol_handles_per_client = 1\nmax_protocol_queued_bytes = 5000000000\n"
-      "max_protocol_pending_operations = 4294967295\nmax_protocol_memory_bytes = 1\n");
+      "max_protocol_pending_operations = 4294967295\nmax_protocol_memory_bytes = 1\n"
+      "max_protocol_idle_ms = 600000\n");
   EXPECT_EQ(c.limits.max_protocol_handles_per_client, 1u);
   EXPECT_EQ(c.limits.max_protocol_queued_bytes, 5000000000u);  // 64-bit
   EXPECT_EQ(c.limits.max_protocol_pending_operations, 4294967295u);
   EXPECT_EQ(c.limits.max_protocol_memory_bytes, 1u);
+  EXPECT_EQ(c.limits.max_protocol_idle_ms, 600000u);
+  EXPECT_EQ(parse_ok("[limits]\nmax_protocol_idle_ms = 0\n").limits.max_protocol_idle_ms, 0u);
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_idle_ms = -1\n"),
+              HasSubstr("limits.max_protocol_idle_ms: expected a non-negative integer, got -1"));
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_idle_ms = 4294967296\n"),
+              HasSubstr("limits.max_protocol_idle_ms: 4294967296 is out of range (at most 4294967295)"));
 
   for (const char* key : {"max_protocol_handles_per_client", "max_protocol_queued_bytes",
                           "max_protocol_pending_operations", "max_protocol_memory_bytes"}) {
@@ -493,7 +502,7 @@ TEST(ConfigExample, NamesEveryKey) {
         "max_sessions =", "max_sessions_per_host =", "max_message_bytes =", "max_message_bytes_ceiling =",
         "max_queued_bytes =", "max_header_bytes =", "max_protocol_handles =",
         "max_protocol_handles_per_client =", "max_protocol_queued_bytes =", "max_protocol_pending_operations =",
-        "max_protocol_memory_bytes =", "max_grpc_message_bytes =", "[pool]",
+        "max_protocol_memory_bytes =", "max_protocol_idle_ms =", "max_grpc_message_bytes =", "[pool]",
         "keepalive_interval_ms =", "ping_timeout_ms =", "idle_timeout_ms =", "[policy]", "allow_hosts =",
         "deny_hosts =", "allow_cidrs =", "deny_cidrs =", "allow_ports =", "[tls]", "ca_file =",
         "allow_client_file_paths ="}) {
