@@ -291,6 +291,24 @@ class ProtocolComponentTest(ProtocolComponentCase):
         self.handles.clear()
         self.assertEqual(self.protocol_handles(), handles_before)
 
+    def test_default_bounds_refuse_the_unbounded_workloads(self):
+        """The issue's workloads (1 MiB Sends and zero-copy Receives without driving the action
+        loop) against the default configuration: refused at the documented bounds."""
+        client, server = self.open_pair()
+        mib = b"m" * (1 << 20)
+        for i in range(16):  # max_protocol_queued_bytes: 16 MiB
+            self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, mib, context=i)
+        _, detail = self.expect_error(
+            lambda: self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, mib),
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY", "handle_queue_limit")
+        self.assertEqual(detail.hresult_value, E_OUTOFMEMORY)
+        for i in range(1024):  # max_protocol_pending_operations
+            self.api.receive(server.handle, context=i)
+        self.expect_error(lambda: self.api.receive(server.handle),
+                          grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY",
+                          "handle_queue_limit")
+        # (That the room comes back once the loop is driven: ProtocolComponentBoundsTest.)
+
     def test_server_closes_first(self):
         client, server = self.open_pair()
         self.api.send(server.handle, pc.BUFFER_TYPE_UTF8_MESSAGE, b"before close")
