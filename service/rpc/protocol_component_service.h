@@ -42,7 +42,8 @@
 //     than the byte bound can never be queued: send such a message as fragments.
 //   - max_memory_bytes: the bytes held for queued operations of all handles together; a Send or
 //     Receive that would exceed it fails ("memory_budget").
-//   Deleting a handle (DeleteHandle or release_owner) returns its bytes and its quota slot.
+//   Deleting a handle (DeleteHandle, release_owner or the idle lease) returns its bytes and its
+//   quota slot.
 //
 // Buffers the dll requires the app to keep alive are owned by the handle's entry:
 //   - Send: the request's bytes (data or close reason) are copied into per-handle storage, kept
@@ -64,17 +65,20 @@
 //
 // Object lifetime: the service owns every handle; DeleteHandle and release_owner destroy them
 // (after the calls already inside them finish, together with every buffer they hold); the
-// destructor destroys the rest. The service must outlive the
-// grpc::Server it is registered with (shut the server down first).
+// destructor destroys the rest. The service must outlive the grpc::Server it is registered with
+// (shut the server down first).
 //
 // Thread safety: every method is safe from any thread (gRPC calls them from its callback
 // threads). Calls on one handle are serialised by the handle's mutex; calls on different handles
-// run in parallel. The table itself is guarded by a mutex held only for lookups and updates.
+// run in parallel. The table and the per-quota_key counts are guarded by a mutex held only for
+// lookups and updates; the byte budget is an atomic counter. release_owner (and the idle lease,
+// which runs on the calling gRPC thread before it takes any lock) waits for the calls inside
+// the handles it deletes, which are short: no call blocks inside a handle.
 #pragma once
 
-#include <cstddef>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -98,7 +102,8 @@ struct ProtocolComponentLimits {
   // A driven handle holds a few operations (a Receive, a Send or two); 1024 leaves room to
   // batch while capping the engine's queues (100 k Receives took ~400 MB without a bound).
   std::uint32_t max_pending_operations = 1024;
-  // Daemon-wide: 16 handles with full queues.
+  // Daemon-wide: what all clients together can make the daemon hold, whatever the other bounds
+  // multiply to (1024 handles x 16 MiB would be 16 GiB); 16 full handle queues.
   std::uint64_t max_memory_bytes = 256u << 20;
   // Handles no RPC named for this long are deleted (see above); 0: never.
   std::chrono::milliseconds idle_lease{0};
@@ -204,7 +209,8 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   void give_back(Entry& entry, std::uint64_t bytes);
   // Called with mutex_ held: one handle fewer for `quota_key`.
   void drop_quota(const std::string& quota_key);
-  // The entry for `id` if it exists and belongs to the caller; else nullptr.
+  // The entry for `id` if it exists and belongs to the caller (marked used now, for the idle
+  // lease); else nullptr.
   std::shared_ptr<Entry> find(std::uint64_t id, const std::string& owner) const;
   // Runs fn(Entry&) -> grpc::Status under the entry's lock, or answers NOT_FOUND.
   template <class Fn>
