@@ -469,6 +469,11 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"max_queued_bytes", u64(&c.limits.max_queued_bytes, 1)},
                   {"max_header_bytes", u32(&c.limits.max_header_bytes, 1)},
                   {"max_protocol_handles", u32(&c.limits.max_protocol_handles, 1)},
+                  {"max_protocol_handles_per_client", u32(&c.limits.max_protocol_handles_per_client, 1)},
+                  {"max_protocol_queued_bytes", u64(&c.limits.max_protocol_queued_bytes, 1)},
+                  {"max_protocol_pending_operations", u32(&c.limits.max_protocol_pending_operations, 1)},
+                  {"max_protocol_memory_bytes", u64(&c.limits.max_protocol_memory_bytes, 1)},
+                  {"max_protocol_idle_ms", u32(&c.limits.max_protocol_idle_ms, 0)},
                   {"max_grpc_message_bytes",
                    [&](const toml::node& n, const std::string& key) {
                      w.unsigned_field(n, key, &c.limits.max_grpc_message_bytes, 1);
@@ -596,6 +601,10 @@ std::string validate(const Config& c) {
   add("limits.max_queued_bytes", check_positive(c.limits.max_queued_bytes));
   add("limits.max_header_bytes", check_positive(c.limits.max_header_bytes));
   add("limits.max_protocol_handles", check_positive(c.limits.max_protocol_handles));
+  add("limits.max_protocol_handles_per_client", check_positive(c.limits.max_protocol_handles_per_client));
+  add("limits.max_protocol_queued_bytes", check_positive(c.limits.max_protocol_queued_bytes));
+  add("limits.max_protocol_pending_operations", check_positive(c.limits.max_protocol_pending_operations));
+  add("limits.max_protocol_memory_bytes", check_positive(c.limits.max_protocol_memory_bytes));
   add("limits.max_grpc_message_bytes", check_grpc_message_bytes(c.limits.max_grpc_message_bytes));
   if (c.limits.max_message_bytes > c.limits.max_message_bytes_ceiling) {
     add("limits.max_message_bytes",

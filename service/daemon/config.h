@@ -42,6 +42,12 @@ struct LimitConfig {
   std::uint64_t max_queued_bytes = 8u << 20;
   std::uint32_t max_header_bytes = 16384;   // HTTP upgrade response
   std::uint32_t max_protocol_handles = 1024;  // ProtocolComponent handles per daemon
+  // ProtocolComponent bounds (service/rpc/protocol_component_service.h says why these defaults).
+  std::uint32_t max_protocol_handles_per_client = 64;
+  std::uint64_t max_protocol_queued_bytes = 16u << 20;     // per handle, queued Sends + Receives
+  std::uint32_t max_protocol_pending_operations = 1024;    // per handle, queued Sends + Receives
+  std::uint64_t max_protocol_memory_bytes = 256u << 20;    // all handles together
+  std::uint32_t max_protocol_idle_ms = 0;  // >0: delete handles no RPC named this long; 0: off
   std::uint32_t max_grpc_message_bytes = 68u << 20;
 };
 

@@ -90,8 +90,14 @@ std::string Server::start() {
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
-  protocol_component_ =
-      std::make_unique<rpc::ProtocolComponentService>(config_.limits.max_protocol_handles);
+  rpc::ProtocolComponentLimits protocol_limits;
+  protocol_limits.max_handles = config_.limits.max_protocol_handles;
+  protocol_limits.max_handles_per_client = config_.limits.max_protocol_handles_per_client;
+  protocol_limits.max_queued_bytes_per_handle = config_.limits.max_protocol_queued_bytes;
+  protocol_limits.max_pending_operations = config_.limits.max_protocol_pending_operations;
+  protocol_limits.max_memory_bytes = config_.limits.max_protocol_memory_bytes;
+  protocol_limits.idle_lease = std::chrono::milliseconds(config_.limits.max_protocol_idle_ms);
+  protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(protocol_limits);
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);

@@ -21,19 +21,40 @@ namespace wsgate::rpc {
 
 namespace v1 = wsgate::v1;
 
-// One handle. `owner` is immutable; everything else is guarded by `mutex`.
+// One handle. `owner` and `quota_key` are immutable; everything else is guarded by `mutex`.
 struct ProtocolComponentService::Entry {
-  explicit Entry(std::string owner_key) : owner(std::move(owner_key)) {}
+  Entry(Caller caller, std::atomic<std::size_t>& live_entries)
+      : alive(live_entries),
+        owner(std::move(caller.owner)),
+        quota_key(std::move(caller.quota_key)) {}
 
+  // Counts this entry in the service's live_entries() from construction until the very end of
+  // its destruction (declared first: destroyed last, after every buffer).
+  struct Alive {
+    explicit Alive(std::atomic<std::size_t>& n) : count(n) { ++count; }
+    ~Alive() { --count; }
+    Alive(const Alive&) = delete;
+    Alive& operator=(const Alive&) = delete;
+    std::atomic<std::size_t>& count;
+  } alive;
   const std::string owner;
+  const std::string quota_key;
   std::mutex mutex;
+  // When an RPC last named this handle (steady_clock ticks); read by the idle lease.
+  std::atomic<std::int64_t> last_used{0};
+  // Bytes held by send_storage and receive_storage together (the service's budget holds them).
+  std::uint64_t queued_bytes = 0;
   // Bytes of every queued Send, in queue order (the engine completes sends FIFO). Popped when
   // the INDICATE_SEND_COMPLETE handed out as `send_complete_token` is completed.
   std::deque<std::vector<std::uint8_t>> send_storage;
   std::uint64_t send_complete_token = 0;
-  // App buffers of queued Receives, in queue order (nullptr for zero-copy). Popped when the
-  // INDICATE_RECEIVE_COMPLETE handed out as `receive_complete_token` is completed.
-  std::deque<std::unique_ptr<std::uint8_t[]>> receive_storage;
+  // App buffers of queued Receives, in queue order (nullptr and 0 for zero-copy). Popped when
+  // the INDICATE_RECEIVE_COMPLETE handed out as `receive_complete_token` is completed.
+  struct ReceiveBuffer {
+    std::unique_ptr<std::uint8_t[]> bytes;
+    std::uint32_t length = 0;
+  };
+  std::deque<ReceiveBuffer> receive_storage;
   std::uint64_t receive_complete_token = 0;
   // The outstanding RECEIVE_FROM_NETWORK action (token 0: none).
   std::uint64_t network_read_token = 0;
@@ -49,9 +70,9 @@ namespace {
 
 // --- identity --------------------------------------------------------------------------------
 
-std::string owner_key(const grpc::CallbackServerContext* context) {
-  std::string key = context->peer();
-  const auto& metadata = context->client_metadata();
+std::string owner_key(const grpc::CallbackServerContext& context) {
+  std::string key = context.peer();
+  const auto& metadata = context.client_metadata();
   auto it = metadata.find(ProtocolComponentService::kClientIdMetadata);
   if (it == metadata.end()) {
     key += "\n-";
@@ -83,6 +104,11 @@ grpc::Status not_found(std::uint64_t id) {
                       "unknown handle " + std::to_string(id) + " (never created, deleted, or " +
                           "created by another caller)",
                       hresult_detail(ws::Result::invalid_arg, "unknown_handle"));
+}
+
+grpc::Status exhausted(std::string_view message, std::string_view cause) {
+  return error_status(grpc::StatusCode::RESOURCE_EXHAUSTED, message,
+                      hresult_detail(ws::Result::out_of_memory, cause));
 }
 
 grpc::Status engine_failure(std::string_view function, ws::Result result) {
@@ -182,8 +208,9 @@ std::uint32_t size32(std::size_t n) { return static_cast<std::uint32_t>(n); }
 
 // --- the table -------------------------------------------------------------------------------
 
-ProtocolComponentService::ProtocolComponentService(std::uint32_t max_handles)
-    : max_handles_(max_handles) {}
+ProtocolComponentService::ProtocolComponentService(const ProtocolComponentLimits& limits,
+                                                   CallerOf caller_of, Clock clock)
+    : limits_(limits), caller_of_(std::move(caller_of)), clock_(std::move(clock)) {}
 
 ProtocolComponentService::~ProtocolComponentService() = default;
 
@@ -192,11 +219,131 @@ std::size_t ProtocolComponentService::handle_count() const {
   return entries_.size();
 }
 
+ProtocolComponentService::Caller ProtocolComponentService::caller(
+    const grpc::CallbackServerContext& context) const {
+  if (caller_of_) return caller_of_(context);
+  std::string key = owner_key(context);
+  return {key, key};
+}
+
+void ProtocolComponentService::drop_quota(const std::string& quota_key) {
+  auto it = handles_per_quota_key_.find(quota_key);
+  if (it != handles_per_quota_key_.end() && --it->second == 0) handles_per_quota_key_.erase(it);
+}
+
+void ProtocolComponentService::retire(Entry& entry) {
+  std::unique_ptr<ws::ProtocolHandle> doomed;
+  std::deque<std::vector<std::uint8_t>> sends;
+  std::deque<Entry::ReceiveBuffer> receives;
+  {
+    std::lock_guard lock(entry.mutex);  // waits for calls already inside the handle
+    doomed = std::move(entry.handle);   // later calls that still hold the entry see NOT_FOUND
+    sends.swap(entry.send_storage);
+    receives.swap(entry.receive_storage);
+    entry.network_read_buffer = nullptr;
+    entry.network_read_token = 0;
+    accounted_bytes_ -= entry.queued_bytes;
+    entry.queued_bytes = 0;
+  }
+  doomed.reset();  // before the buffers it may point into
+}
+
+std::chrono::steady_clock::time_point ProtocolComponentService::now() const {
+  return clock_ ? clock_() : std::chrono::steady_clock::now();
+}
+
+void ProtocolComponentService::reap_idle() {
+  if (limits_.idle_lease.count() <= 0) return;
+  const std::int64_t now_ticks = now().time_since_epoch().count();
+  const auto lease =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.idle_lease).count();
+  std::int64_t due = next_reap_.load();
+  // One caller per period does the scan; the others go on at once.
+  if (now_ticks < due ||
+      !next_reap_.compare_exchange_strong(due, now_ticks + std::max<std::int64_t>(lease / 4, 1))) {
+    return;
+  }
+  std::vector<std::shared_ptr<Entry>> doomed;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (now_ticks - it->second->last_used.load() > lease) {
+        drop_quota(it->second->quota_key);
+        doomed.push_back(std::move(it->second));
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
+}
+
+bool ProtocolComponentService::reserve(std::uint64_t bytes) {
+  std::uint64_t used = accounted_bytes_.load();
+  do {
+    if (bytes > limits_.max_memory_bytes - std::min(used, limits_.max_memory_bytes)) return false;
+  } while (!accounted_bytes_.compare_exchange_weak(used, used + bytes));
+  return true;
+}
+
+grpc::Status ProtocolComponentService::admit(Entry& e, std::uint64_t bytes,
+                                             std::string_view function) {
+  const std::string name(function);
+  const std::size_t pending = e.send_storage.size() + e.receive_storage.size();
+  if (pending >= limits_.max_pending_operations) {
+    return exhausted(name + ": " + std::to_string(pending) +
+                         " sends and receives are queued on this handle, its limit; drive its " +
+                         "action loop (GetAction / CompleteAction) so that they complete",
+                     "handle_queue_limit");
+  }
+  const std::uint64_t bound = limits_.max_queued_bytes_per_handle;
+  if (bytes > bound - e.queued_bytes) {  // queued_bytes <= bound always
+    std::string message = name + ": " + std::to_string(bytes) + " more bytes would exceed the " +
+                          std::to_string(bound) + " bytes a handle may hold for queued sends " +
+                          "and receives (" + std::to_string(e.queued_bytes) + " held); ";
+    message += bytes > bound ? "send a message this large as fragments"
+                             : "drive the handle's action loop so that they complete";
+    return exhausted(message, "handle_queue_limit");
+  }
+  if (!reserve(bytes)) {
+    return exhausted(name + ": the daemon's budget of " + std::to_string(limits_.max_memory_bytes) +
+                         " bytes for queued ProtocolComponent sends and receives is used up; " +
+                         "retry once handles complete or are deleted",
+                     "memory_budget");
+  }
+  e.queued_bytes += bytes;
+  return grpc::Status::OK;
+}
+
+void ProtocolComponentService::give_back(Entry& e, std::uint64_t bytes) {
+  e.queued_bytes -= bytes;
+  accounted_bytes_ -= bytes;
+}
+
+void ProtocolComponentService::release_owner(const std::string& owner) {
+  std::vector<std::shared_ptr<Entry>> doomed;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second->owner == owner) {
+        drop_quota(it->second->quota_key);
+        doomed.push_back(std::move(it->second));
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
+}
+
 std::shared_ptr<ProtocolComponentService::Entry> ProtocolComponentService::find(
     std::uint64_t id, const std::string& owner) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end() || it->second->owner != owner) return nullptr;
+  it->second->last_used = now().time_since_epoch().count();
   return it->second;
 }
 
@@ -205,7 +352,8 @@ grpc::ServerUnaryReactor* ProtocolComponentService::with_entry(
     grpc::CallbackServerContext* context, std::uint64_t id, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   grpc::Status status;
-  if (std::shared_ptr<Entry> entry = find(id, owner_key(context))) {
+  reap_idle();
+  if (std::shared_ptr<Entry> entry = find(id, caller(*context).owner)) {
     std::lock_guard lock(entry->mutex);
     status = entry->handle ? std::forward<Fn>(fn)(*entry) : not_found(id);  // deleted meanwhile
   } else {
@@ -264,14 +412,21 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
   const char* function = server ? "CreateServerHandle" : "CreateClientHandle";
   if (r != ws::Result::ok) return finish(engine_failure(function, r));
 
-  auto entry = std::make_shared<Entry>(owner_key(context));
+  reap_idle();  // before the limits are checked: expired handles give their room back
+  auto entry = std::make_shared<Entry>(caller(*context), live_entries_);
   entry->handle = std::move(handle);
+  entry->last_used = now().time_since_epoch().count();
   bool full = false;
+  bool over_quota = false;
   bool rng_failed = false;
   {
     std::lock_guard lock(mutex_);
-    if (entries_.size() >= max_handles_) {
+    auto quota = handles_per_quota_key_.find(entry->quota_key);
+    if (entries_.size() >= limits_.max_handles) {
       full = true;
+    } else if (quota != handles_per_quota_key_.end() &&
+               quota->second >= limits_.max_handles_per_client) {
+      over_quota = true;
     } else {
       std::optional<std::uint64_t> id;
       do {
@@ -279,6 +434,7 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
       } while (id && entries_.count(*id) != 0);
       if (id) {
         entries_.emplace(*id, entry);
+        ++handles_per_quota_key_[entry->quota_key];
         response->set_handle(*id);
       } else {
         rng_failed = true;
@@ -287,11 +443,16 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
   }
   // On failure `entry` (and its handle) is destroyed after the reply, outside every lock.
   if (full) {
-    return finish(error_status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        std::string(function) + ": the limit of " + std::to_string(max_handles_) +
-            " protocol handles is reached",
-        hresult_detail(ws::Result::out_of_memory, "handle_limit")));
+    return finish(exhausted(std::string(function) + ": the limit of " +
+                                std::to_string(limits_.max_handles) +
+                                " protocol handles is reached",
+                            "handle_limit"));
+  }
+  if (over_quota) {
+    return finish(exhausted(std::string(function) + ": this client holds " +
+                                std::to_string(limits_.max_handles_per_client) +
+                                " protocol handles, its quota; delete one first",
+                            "handle_quota"));
   }
   if (rng_failed) {
     return finish(error_status(grpc::StatusCode::INTERNAL,
@@ -316,8 +477,9 @@ grpc::ServerUnaryReactor* ProtocolComponentService::CreateServerHandle(
 grpc::ServerUnaryReactor* ProtocolComponentService::DeleteHandle(
     grpc::CallbackServerContext* context, const v1::HandleRequest* request, v1::Empty*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reap_idle();
   const std::uint64_t id = request->handle();
-  const std::string owner = owner_key(context);
+  const std::string owner = caller(*context).owner;
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard lock(mutex_);
@@ -325,18 +487,14 @@ grpc::ServerUnaryReactor* ProtocolComponentService::DeleteHandle(
     if (it != entries_.end() && it->second->owner == owner) {
       entry = std::move(it->second);
       entries_.erase(it);
+      drop_quota(entry->quota_key);
     }
   }
   if (!entry) {
     reactor->Finish(not_found(id));
     return reactor;
   }
-  std::unique_ptr<ws::ProtocolHandle> doomed;
-  {
-    std::lock_guard lock(entry->mutex);  // waits for calls already inside the handle
-    doomed = std::move(entry->handle);
-  }
-  doomed.reset();  // before the buffers, which `entry` releases when its last user is done
+  retire(*entry);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -457,9 +615,13 @@ grpc::ServerUnaryReactor* ProtocolComponentService::Send(grpc::CallbackServerCon
       }
       case v1::SendRequest::BUFFER_NOT_SET: break;
     }
+    if (grpc::Status s = admit(e, bytes.size(), "Send"); !s.ok()) return s;
     // A vector's heap block does not move when the vector itself is moved into the deque.
     const ws::Result r = e.handle->send(*type, pointer, to_pointer(request->context()));
-    if (r != ws::Result::ok) return engine_failure("Send", r);
+    if (r != ws::Result::ok) {
+      give_back(e, bytes.size());
+      return engine_failure("Send", r);
+    }
     e.send_storage.push_back(std::move(bytes));
     return grpc::Status::OK;
   });
@@ -469,21 +631,28 @@ grpc::ServerUnaryReactor* ProtocolComponentService::Receive(grpc::CallbackServer
                                                             const v1::ReceiveRequest* request,
                                                             v1::Empty*) {
   return with_entry(context, request->handle(), [&](Entry& e) {
-    std::unique_ptr<std::uint8_t[]> storage;
+    // The engine fills at most RECEIVE_BUFFER_SIZE bytes of an app buffer (chunks come from the
+    // receive area; a pong payload or close reason is shorter), so a longer buffer behaves
+    // exactly like one of that size; clamping keeps a client from making us allocate 4 GiB.
+    const std::uint32_t length =
+        request->has_buffer_length()
+            ? std::min(request->buffer_length(), e.handle->options().receive_buffer_size)
+            : 0;  // zero-copy: no bytes, but still a queued operation
+    if (grpc::Status s = admit(e, length, "Receive"); !s.ok()) return s;
+    Entry::ReceiveBuffer storage;
     ws::Buffer buffer{};
     const ws::Buffer* pointer = nullptr;
     if (request->has_buffer_length()) {
-      // The engine fills at most RECEIVE_BUFFER_SIZE bytes of an app buffer (chunks come from the
-      // receive area; a pong payload or close reason is shorter), so a longer buffer behaves
-      // exactly like one of that size; clamping keeps a client from making us allocate 4 GiB.
-      const std::uint32_t length =
-          std::min(request->buffer_length(), e.handle->options().receive_buffer_size);
-      storage = std::make_unique<std::uint8_t[]>(std::max<std::uint32_t>(length, 1));
-      buffer.data = {storage.get(), length};  // length 0: the engine's E_INVALIDARG
+      storage.bytes = std::make_unique<std::uint8_t[]>(std::max<std::uint32_t>(length, 1));
+      storage.length = length;
+      buffer.data = {storage.bytes.get(), length};  // length 0: the engine's E_INVALIDARG
       pointer = &buffer;
     }
     const ws::Result r = e.handle->receive(pointer, to_pointer(request->context()));
-    if (r != ws::Result::ok) return engine_failure("Receive", r);
+    if (r != ws::Result::ok) {
+      give_back(e, storage.length);
+      return engine_failure("Receive", r);
+    }
     e.receive_storage.push_back(std::move(storage));
     return grpc::Status::OK;
   });
@@ -584,10 +753,16 @@ grpc::ServerUnaryReactor* ProtocolComponentService::CompleteAction(
     e.handle->complete_action(to_pointer(token), bytes);
     if (token != 0 && token == e.send_complete_token) {
       e.send_complete_token = 0;
-      if (!e.send_storage.empty()) e.send_storage.pop_front();
+      if (!e.send_storage.empty()) {
+        give_back(e, e.send_storage.front().size());
+        e.send_storage.pop_front();
+      }
     } else if (token != 0 && token == e.receive_complete_token) {
       e.receive_complete_token = 0;
-      if (!e.receive_storage.empty()) e.receive_storage.pop_front();
+      if (!e.receive_storage.empty()) {
+        give_back(e, e.receive_storage.front().length);
+        e.receive_storage.pop_front();
+      }
     }
     return grpc::Status::OK;
   });

@@ -6,18 +6,44 @@
 // Handles and scoping.
 //   - A handle id is 64 bits from OpenSSL's CSPRNG (RAND_bytes), never 0, never reused while
 //     live. Ids cannot be listed through any RPC; they are capabilities.
-//   - Each handle belongs to the caller that created it. The owner key is context->peer() plus
-//     the value of the client metadata "wsgate-client-id" when present (absent and empty are
-//     different keys). A call naming a handle whose owner key differs from the caller's gets
+//   - Each handle belongs to the caller that created it. Who the caller is comes from a CallerOf
+//     (a constructor argument): `owner` scopes handles, `quota_key` counts them against the
+//     per-client quota. The default CallerOf uses one key for both: context->peer() plus the
+//     value of the client metadata "wsgate-client-id" when present (absent and empty are
+//     different keys). A call naming a handle whose owner differs from the caller's gets
 //     NOT_FOUND, exactly as an unknown or deleted id does, so a foreign id reveals nothing.
 //     For TCP peers the peer string ("ipv4:1.2.3.4:5678") is per connection, so a reconnecting
 //     client cannot reach its old handles. For unix-socket peers the peer string is not per
 //     connection (every client of the socket gets the same one), hence the optional metadata:
 //     clients sharing a socket should send a random "wsgate-client-id" to keep their handles
-//     apart. Handles are not reclaimed when a connection goes away; they count against
-//     max_handles until DeleteHandle (or the service's destruction).
-//   - max_handles live handles at most (all callers together): CreateClientHandle /
-//     CreateServerHandle beyond it give RESOURCE_EXHAUSTED (cause "handle_limit").
+//     apart. With the default CallerOf the quota is per owner, so a client that invents many
+//     client ids gets many quotas; the daemon-wide limits below still hold. A daemon that knows
+//     its peers (e.g. by their credentials) passes a CallerOf with a coarser quota_key.
+//   - release_owner(owner) deletes every handle of an owner, e.g. when its connection goes away
+//     (the daemon calls it when it learns that). Otherwise a handle lives until DeleteHandle (or
+//     the service's destruction), or, with an idle lease (ProtocolComponentLimits::idle_lease,
+//     off by default), until no RPC has named it for that long: the next RPC that names or
+//     creates any handle deletes it, as DeleteHandle would (the check runs at most every
+//     quarter lease, so a handle may stay up to 1.25 leases; while no RPC comes, nothing
+//     competes for what it holds).
+//     Off by default because a healthy handle can be idle for hours: an app waiting for a
+//     message has a Receive queued and nothing to call.
+//
+// Limits (ProtocolComponentLimits; each refusal is RESOURCE_EXHAUSTED with an ErrorDetail naming
+// E_OUTOFMEMORY and the cause in quotes; nothing already accepted is lost and the handle stays
+// usable: driving its action loop through the INDICATE_*_COMPLETE actions gives the room back):
+//   - max_handles live handles, all callers together: CreateClientHandle / CreateServerHandle
+//     beyond it fail ("handle_limit").
+//   - max_handles_per_client live handles per quota_key ("handle_quota").
+//   - Per handle, max_pending_operations queued Sends + Receives (zero-copy Receives and empty
+//     Sends count too: they hold no bytes but an engine queue slot) and
+//     max_queued_bytes_per_handle bytes held for them (Send data or close reason, Receive app
+//     buffers): a Send or Receive past either fails ("handle_queue_limit"). A single Send larger
+//     than the byte bound can never be queued: send such a message as fragments.
+//   - max_memory_bytes: the bytes held for queued operations of all handles together; a Send or
+//     Receive that would exceed it fails ("memory_budget").
+//   Deleting a handle (DeleteHandle, release_owner or the idle lease) returns its bytes and its
+//   quota slot.
 //
 // Buffers the dll requires the app to keep alive are owned by the handle's entry:
 //   - Send: the request's bytes (data or close reason) are copied into per-handle storage, kept
@@ -34,41 +60,91 @@
 // Errors: engine results map through rpc::engine_status (status.h). Failures found here carry an
 // ErrorDetail naming the HRESULT the dll would have given: NOT_FOUND (E_INVALIDARG, cause
 // "unknown_handle"), INVALID_ARGUMENT for bad enum values, ALLOCATED_BUFFER, oversize data
-// (E_INVALIDARG, cause "bad_request"), RESOURCE_EXHAUSTED for the handle limit (E_OUTOFMEMORY,
-// cause "handle_limit"), OUT_OF_RANGE with ErrorDetail.required_size for GetGlobalProperty.
+// (E_INVALIDARG, cause "bad_request"), RESOURCE_EXHAUSTED for the limits above (E_OUTOFMEMORY),
+// OUT_OF_RANGE with ErrorDetail.required_size for GetGlobalProperty.
 //
-// Object lifetime: the service owns every handle; DeleteHandle destroys one (after the calls
-// already inside it finish); the destructor destroys the rest. The service must outlive the
-// grpc::Server it is registered with (shut the server down first).
+// Object lifetime: the service owns every handle; DeleteHandle and release_owner destroy them
+// (after the calls already inside them finish, together with every buffer they hold); the
+// destructor destroys the rest. The service must outlive the grpc::Server it is registered with
+// (shut the server down first).
 //
 // Thread safety: every method is safe from any thread (gRPC calls them from its callback
 // threads). Calls on one handle are serialised by the handle's mutex; calls on different handles
-// run in parallel. The table itself is guarded by a mutex held only for lookups and updates.
+// run in parallel. The table and the per-quota_key counts are guarded by a mutex held only for
+// lookups and updates; the byte budget is an atomic counter. release_owner (and the idle lease,
+// which runs on the calling gRPC thread before it takes any lock) waits for the calls inside
+// the handles it deletes, which are short: no call blocks inside a handle.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "wsgate/v1/protocol_component.grpc.pb.h"
 
 namespace wsgate::rpc {
 
+// The service's bounds (see above). The defaults are those of docs/configuration.md.
+struct ProtocolComponentLimits {
+  std::uint32_t max_handles = 1024;
+  // 1/16 of max_handles: at least 16 clients can hold their whole quota at once, and one client
+  // still gets far more handles than it drives WebSocket connections in practice.
+  std::uint32_t max_handles_per_client = 64;
+  // The gateway's default max_message_bytes: a message it accepts by default fits in one Send.
+  std::uint64_t max_queued_bytes_per_handle = 16u << 20;
+  // A driven handle holds a few operations (a Receive, a Send or two); 1024 leaves room to
+  // batch while capping the engine's queues (100 k Receives took ~400 MB without a bound).
+  std::uint32_t max_pending_operations = 1024;
+  // Daemon-wide: what all clients together can make the daemon hold, whatever the other bounds
+  // multiply to (1024 handles x 16 MiB would be 16 GiB); 16 full handle queues.
+  std::uint64_t max_memory_bytes = 256u << 20;
+  // Handles no RPC named for this long are deleted (see above); 0: never.
+  std::chrono::milliseconds idle_lease{0};
+};
+
 class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::CallbackService {
  public:
   // Client metadata key naming the caller inside a shared peer (see above).
   static constexpr const char* kClientIdMetadata = "wsgate-client-id";
 
-  explicit ProtocolComponentService(std::uint32_t max_handles);
+  // Who is calling: `owner` scopes handles (lookups by another owner are NOT_FOUND), `quota_key`
+  // counts them against max_handles_per_client.
+  struct Caller {
+    std::string owner;
+    std::string quota_key;
+  };
+  // Called on gRPC's threads, for every RPC that names or creates a handle. Empty: the default
+  // rule (peer + "wsgate-client-id" as owner, quota_key = owner).
+  using CallerOf = std::function<Caller(const grpc::CallbackServerContext&)>;
+
+  // The clock of the idle lease; empty: std::chrono::steady_clock::now (tests pass a fake one).
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
+  explicit ProtocolComponentService(const ProtocolComponentLimits& limits,
+                                    CallerOf caller_of = nullptr, Clock clock = nullptr);
   ~ProtocolComponentService() override;
   ProtocolComponentService(const ProtocolComponentService&) = delete;
   ProtocolComponentService& operator=(const ProtocolComponentService&) = delete;
 
   // Live handles, all callers together (Admin's GetStats.protocol_handles).
   std::size_t handle_count() const;
+
+  // Deletes every handle of `owner`, as DeleteHandle would each (after the calls inside it
+  // finish). Safe from any thread, also while calls on those handles are in flight.
+  void release_owner(const std::string& owner);
+
+  // Bytes held for queued operations, all handles together (what max_memory_bytes bounds).
+  std::uint64_t accounted_bytes() const { return accounted_bytes_.load(); }
+  // Handle entries alive, including deleted ones that calls still in flight hold: 0 once every
+  // handle is deleted and its calls are done, i.e. nothing of a deleted handle is kept.
+  std::size_t live_entries() const { return live_entries_.load(); }
 
   grpc::ServerUnaryReactor* CreateClientHandle(grpc::CallbackServerContext* context,
                                                const wsgate::v1::CreateHandleRequest* request,
@@ -116,16 +192,43 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   grpc::ServerUnaryReactor* create_handle(grpc::CallbackServerContext* context, bool server,
                                           const wsgate::v1::CreateHandleRequest* request,
                                           wsgate::v1::CreateHandleResponse* response);
-  // The entry for `id` if it exists and belongs to the caller; else nullptr.
+  Caller caller(const grpc::CallbackServerContext& context) const;
+  // Destroys an entry already removed from the table: waits for the calls inside it, destroys
+  // its engine handle, then its buffers, and returns their bytes to the budget.
+  void retire(Entry& entry);
+  std::chrono::steady_clock::time_point now() const;
+  // Deletes the handles idle longer than the lease, at most every quarter lease. Called before
+  // a call takes any lock, so retiring an entry never waits while holding another.
+  void reap_idle();
+  // Takes `bytes` from the daemon-wide budget; false (nothing taken) if they do not fit.
+  bool reserve(std::uint64_t bytes);
+  // Admits a Send or Receive holding `bytes` on `entry` (its lock held): checks the per-handle
+  // bounds, takes the bytes from the budget and counts them on the entry; else the refusal.
+  grpc::Status admit(Entry& entry, std::uint64_t bytes, std::string_view function);
+  // Returns `bytes` an operation of `entry` (its lock held) no longer holds.
+  void give_back(Entry& entry, std::uint64_t bytes);
+  // Called with mutex_ held: one handle fewer for `quota_key`.
+  void drop_quota(const std::string& quota_key);
+  // The entry for `id` if it exists and belongs to the caller (marked used now, for the idle
+  // lease); else nullptr.
   std::shared_ptr<Entry> find(std::uint64_t id, const std::string& owner) const;
   // Runs fn(Entry&) -> grpc::Status under the entry's lock, or answers NOT_FOUND.
   template <class Fn>
   grpc::ServerUnaryReactor* with_entry(grpc::CallbackServerContext* context, std::uint64_t id,
                                        Fn&& fn);
 
-  const std::uint32_t max_handles_;
-  mutable std::mutex mutex_;
+  const ProtocolComponentLimits limits_;
+  const CallerOf caller_of_;
+  const Clock clock_;
+  // reap_idle() does nothing before this time (steady_clock ticks).
+  std::atomic<std::int64_t> next_reap_{0};
+  // Declared before entries_, which is destroyed first: an Entry updates them when it dies.
+  std::atomic<std::uint64_t> accounted_bytes_{0};
+  std::atomic<std::size_t> live_entries_{0};
+  mutable std::mutex mutex_;  // guards entries_ and handles_per_quota_key_
   std::unordered_map<std::uint64_t, std::shared_ptr<Entry>> entries_;
+  // Live handles per quota_key; a key is erased when its count drops to 0.
+  std::unordered_map<std::string, std::uint32_t> handles_per_quota_key_;
 };
 
 }  // namespace wsgate::rpc

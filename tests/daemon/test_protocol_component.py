@@ -1,6 +1,7 @@
 """The ProtocolComponent service driven from Python only: a client handle and a server handle of
 the daemon's engine talk to each other through GetAction/CompleteAction, the test moving the
-bytes between them (the websocket.h action loop, remotely)."""
+bytes between them (the websocket.h action loop, remotely). Also the daemon's bounds on queued
+operations per handle and on handles per client."""
 import os
 import unittest
 
@@ -11,6 +12,7 @@ from daemon_fixture import (DaemonTestCase, admin_pb2, common_pb2, protocol_comp
 
 E_INVALIDARG = 0x80070057
 E_INVALID_OPERATION = 0x80000050
+E_OUTOFMEMORY = 0x8007000E
 CLIENT_ID = "daemon-test-client"
 
 
@@ -150,7 +152,9 @@ def concat(parts):
     return b"".join(p[1] for p in parts)
 
 
-class ProtocolComponentTest(DaemonTestCase):
+class ProtocolComponentCase(DaemonTestCase):
+    """Helpers shared by the test classes below (no tests of its own)."""
+
     def setUp(self):
         super().setUp()
         self.api = Api(self.daemon.channel)
@@ -208,6 +212,8 @@ class ProtocolComponentTest(DaemonTestCase):
     def protocol_handles(self):
         return self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5).protocol_handles
 
+
+class ProtocolComponentTest(ProtocolComponentCase):
     def test_full_exchange(self):
         handles_before = self.protocol_handles()
         client, server = self.open_pair()
@@ -284,6 +290,24 @@ class ProtocolComponentTest(DaemonTestCase):
         self.api.delete(server.handle)
         self.handles.clear()
         self.assertEqual(self.protocol_handles(), handles_before)
+
+    def test_default_bounds_refuse_the_unbounded_workloads(self):
+        """The issue's workloads (1 MiB Sends and zero-copy Receives without driving the action
+        loop) against the default configuration: refused at the documented bounds."""
+        client, server = self.open_pair()
+        mib = b"m" * (1 << 20)
+        for i in range(16):  # max_protocol_queued_bytes: 16 MiB
+            self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, mib, context=i)
+        _, detail = self.expect_error(
+            lambda: self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, mib),
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY", "handle_queue_limit")
+        self.assertEqual(detail.hresult_value, E_OUTOFMEMORY)
+        for i in range(1024):  # max_protocol_pending_operations
+            self.api.receive(server.handle, context=i)
+        self.expect_error(lambda: self.api.receive(server.handle),
+                          grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY",
+                          "handle_queue_limit")
+        # (That the room comes back once the loop is driven: ProtocolComponentBoundsTest.)
 
     def test_server_closes_first(self):
         client, server = self.open_pair()
@@ -384,6 +408,70 @@ class ProtocolComponentTest(DaemonTestCase):
             lambda: self.api.create(False, [pc.Property(type=pc.PROPERTY_TYPE_RECEIVE_BUFFER_SIZE,
                                                         uint_value=1)]),
             grpc.StatusCode.INVALID_ARGUMENT, "E_INVALIDARG")
+
+
+class ProtocolComponentBoundsTest(ProtocolComponentCase):
+    """The per-handle bounds and the per-client handle quota, configured small."""
+
+    QUEUED_BYTES = 4096
+    PENDING = 8
+    QUOTA = 3
+    CONFIG = {"limits": {"max_protocol_queued_bytes": QUEUED_BYTES,
+                         "max_protocol_pending_operations": PENDING,
+                         "max_protocol_handles_per_client": QUOTA}}
+
+    def expect_exhausted(self, call, cause):
+        _, detail = self.expect_error(call, grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY",
+                                      cause)
+        self.assertEqual(detail.hresult_value, E_OUTOFMEMORY)
+
+    def test_queued_send_bytes_are_bounded_per_handle(self):
+        client, server = self.open_pair()
+        chunk = bytes(range(256)) * 4
+        for i in range(self.QUEUED_BYTES // len(chunk)):
+            self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, chunk, context=i + 1)
+        # Without driving the action loop, the next byte is refused instead of kept.
+        self.expect_exhausted(lambda: self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE,
+                                                    b"x"), "handle_queue_limit")
+        self.expect_exhausted(lambda: self.api.receive(client.handle, buffer_length=1),
+                              "handle_queue_limit")
+        # Driving it gives the room back; nothing accepted was lost.
+        client.pump(server)
+        self.assertEqual(client.sends_completed,
+                         [(pc.BUFFER_TYPE_BINARY_MESSAGE, i + 1) for i in range(4)])
+        for _ in range(4):
+            self.assertEqual(concat(receive_message(server, client)), chunk)
+        self.api.send(client.handle, pc.BUFFER_TYPE_BINARY_MESSAGE, b"y" * self.QUEUED_BYTES)
+        self.assertEqual(concat(receive_message(server, client)), b"y" * self.QUEUED_BYTES)
+
+    def test_zero_copy_receives_are_bounded_per_handle(self):
+        client, server = self.open_pair()
+        for i in range(self.PENDING):
+            self.api.receive(server.handle, context=i + 1)
+        self.expect_exhausted(lambda: self.api.receive(server.handle), "handle_queue_limit")
+        self.expect_exhausted(lambda: self.api.send(server.handle, pc.BUFFER_TYPE_UTF8_MESSAGE,
+                                                    b"no room"), "handle_queue_limit")
+        self.api.send(client.handle, pc.BUFFER_TYPE_UTF8_MESSAGE, b"hi")
+        exchange(client, server)
+        self.assertEqual(server.received, [(pc.BUFFER_TYPE_UTF8_MESSAGE, b"hi", 0, 1)])
+        self.api.receive(server.handle)  # one completed: one slot free
+
+    def test_handle_quota_per_client(self):
+        mine = [self.create(i % 2 == 0) for i in range(self.QUOTA)]
+        self.expect_exhausted(lambda: self.api.create(True), "handle_quota")
+        # Another client is not locked out.
+        other = Api(self.daemon.channel, "another-client")
+        theirs = [other.create(False)]
+        try:
+            theirs.append(other.create(True))
+        finally:
+            for h in theirs:
+                other.delete(h)
+        # Deleting one of ours gives our slot back.
+        self.api.delete(mine[0])
+        self.handles.remove(mine[0])
+        self.create(False)
+        self.expect_exhausted(lambda: self.api.create(False), "handle_quota")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.limits.max_queued_bytes, b.limits.max_queued_bytes);
   EXPECT_EQ(a.limits.max_header_bytes, b.limits.max_header_bytes);
   EXPECT_EQ(a.limits.max_protocol_handles, b.limits.max_protocol_handles);
+  EXPECT_EQ(a.limits.max_protocol_handles_per_client, b.limits.max_protocol_handles_per_client);
+  EXPECT_EQ(a.limits.max_protocol_queued_bytes, b.limits.max_protocol_queued_bytes);
+  EXPECT_EQ(a.limits.max_protocol_pending_operations, b.limits.max_protocol_pending_operations);
+  EXPECT_EQ(a.limits.max_protocol_memory_bytes, b.limits.max_protocol_memory_bytes);
+  EXPECT_EQ(a.limits.max_protocol_idle_ms, b.limits.max_protocol_idle_ms);
   EXPECT_EQ(a.limits.max_grpc_message_bytes, b.limits.max_grpc_message_bytes);
   EXPECT_EQ(a.pool.keepalive_interval_ms, b.pool.keepalive_interval_ms);
   EXPECT_EQ(a.pool.ping_timeout_ms, b.pool.ping_timeout_ms);
@@ -386,6 +391,58 @@ TEST(ConfigFile, LoadsAndNamesTheFileInErrors) {
   EXPECT_THAT(r.error, HasSubstr(bad + ": limits.max_sessions: expected a positive integer, got 0 (line 4)"));
 }
 
+// ---- ProtocolComponent bounds ------------------------------------------------------------------
+
+TEST(ConfigParse, ProtocolComponentBounds) {
+  const Config d;
+  EXPECT_EQ(d.limits.max_protocol_handles_per_client, 64u);
+  EXPECT_EQ(d.limits.max_protocol_queued_bytes, 16u << 20);
+  EXPECT_EQ(d.limits.max_protocol_pending_operations, 1024u);
+  EXPECT_EQ(d.limits.max_protocol_memory_bytes, 256u << 20);
+  EXPECT_EQ(d.limits.max_protocol_idle_ms, 0u);  // off
+
+  const Config c = parse_ok(
+      "[limits]\nmax_protocol_handles_per_client = 1\nmax_protocol_queued_bytes = 5000000000\n"
+      "max_protocol_pending_operations = 4294967295\nmax_protocol_memory_bytes = 1\n"
+      "max_protocol_idle_ms = 600000\n");
+  EXPECT_EQ(c.limits.max_protocol_handles_per_client, 1u);
+  EXPECT_EQ(c.limits.max_protocol_queued_bytes, 5000000000u);  // 64-bit
+  EXPECT_EQ(c.limits.max_protocol_pending_operations, 4294967295u);
+  EXPECT_EQ(c.limits.max_protocol_memory_bytes, 1u);
+  EXPECT_EQ(c.limits.max_protocol_idle_ms, 600000u);
+  EXPECT_EQ(parse_ok("[limits]\nmax_protocol_idle_ms = 0\n").limits.max_protocol_idle_ms, 0u);
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_idle_ms = -1\n"),
+              HasSubstr("limits.max_protocol_idle_ms: expected a non-negative integer, got -1"));
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_idle_ms = 4294967296\n"),
+              HasSubstr("limits.max_protocol_idle_ms: 4294967296 is out of range (at most 4294967295)"));
+
+  for (const char* key : {"max_protocol_handles_per_client", "max_protocol_queued_bytes",
+                          "max_protocol_pending_operations", "max_protocol_memory_bytes"}) {
+    const std::string k = key;
+    EXPECT_THAT(parse_error("[limits]\n" + k + " = 0\n"),
+                HasSubstr("config.toml: limits." + k + ": expected a positive integer, got 0 (line 2)"));
+    EXPECT_THAT(parse_error("[limits]\n" + k + " = \"1\"\n"),
+                HasSubstr("limits." + k + ": expected a positive integer, got a string"));
+  }
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_handles_per_client = 4294967296\n"),
+              HasSubstr("limits.max_protocol_handles_per_client: 4294967296 is out of range (at most 4294967295)"));
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_pending_operations = 4294967296\n"),
+              HasSubstr("limits.max_protocol_pending_operations: 4294967296 is out of range"));
+  EXPECT_THAT(parse_error("[limits]\nmax_protocol_queued_byte = 1\n"),
+              HasSubstr("did you mean max_protocol_queued_bytes?"));
+
+  Config v;  // e.g. changed by a flag after the file was read
+  v.limits.max_protocol_handles_per_client = 0;
+  v.limits.max_protocol_queued_bytes = 0;
+  v.limits.max_protocol_pending_operations = 0;
+  v.limits.max_protocol_memory_bytes = 0;
+  const std::string e = validate(v);
+  EXPECT_THAT(e, HasSubstr("limits.max_protocol_handles_per_client: must be greater than 0"));
+  EXPECT_THAT(e, HasSubstr("limits.max_protocol_queued_bytes: must be greater than 0"));
+  EXPECT_THAT(e, HasSubstr("limits.max_protocol_pending_operations: must be greater than 0"));
+  EXPECT_THAT(e, HasSubstr("limits.max_protocol_memory_bytes: must be greater than 0"));
+}
+
 // ---- validate() ---------------------------------------------------------------------------------
 
 TEST(ConfigValidate, CrossFieldAndPerKeyRules) {
@@ -443,7 +500,9 @@ TEST(ConfigExample, NamesEveryKey) {
        {"io_threads =", "[listen]", "unix_socket =", "unix_socket_mode =", "tcp =", "[log]", "level =", "format =",
         "file =", "[timeouts]", "connect_ms =", "handshake_ms =", "close_ms =", "drain_ms =", "[limits]",
         "max_sessions =", "max_sessions_per_host =", "max_message_bytes =", "max_message_bytes_ceiling =",
-        "max_queued_bytes =", "max_header_bytes =", "max_protocol_handles =", "max_grpc_message_bytes =", "[pool]",
+        "max_queued_bytes =", "max_header_bytes =", "max_protocol_handles =",
+        "max_protocol_handles_per_client =", "max_protocol_queued_bytes =", "max_protocol_pending_operations =",
+        "max_protocol_memory_bytes =", "max_protocol_idle_ms =", "max_grpc_message_bytes =", "[pool]",
         "keepalive_interval_ms =", "ping_timeout_ms =", "idle_timeout_ms =", "[policy]", "allow_hosts =",
         "deny_hosts =", "allow_cidrs =", "deny_cidrs =", "allow_ports =", "[tls]", "ca_file =",
         "allow_client_file_paths ="}) {

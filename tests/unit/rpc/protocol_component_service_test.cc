@@ -1,7 +1,8 @@
 // ProtocolComponentService over a real gRPC server on a temporary unix socket, driven only
 // through the generated stub: a full client <-> server WebSocket exchange in memory, handle
 // scoping (foreign, random and stale ids), the status mapping with its ErrorDetail, enum and
-// size validation, the handle limit and GetGlobalProperty.
+// size validation, GetGlobalProperty, and the bounds: handle limit and per-client quota, queued
+// bytes and operations per handle, the daemon-wide byte budget, release_owner.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -9,8 +10,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -26,6 +29,7 @@
 namespace {
 
 namespace v1 = wsgate::v1;
+using wsgate::rpc::ProtocolComponentLimits;
 using wsgate::rpc::ProtocolComponentService;
 using Stub = v1::ProtocolComponent::Stub;
 
@@ -46,7 +50,11 @@ std::string unique_socket_path() {
 // A server with the service, and a channel to it.
 class Server {
  public:
-  explicit Server(std::uint32_t max_handles) : service_(max_handles), path_(unique_socket_path()) {
+  explicit Server(std::uint32_t max_handles) : Server(with_max_handles(max_handles)) {}
+  explicit Server(const ProtocolComponentLimits& limits,
+                  ProtocolComponentService::CallerOf caller_of = nullptr,
+                  ProtocolComponentService::Clock clock = nullptr)
+      : service_(limits, std::move(caller_of), std::move(clock)), path_(unique_socket_path()) {
     ::unlink(path_.c_str());
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + path_, grpc::InsecureServerCredentials());
@@ -61,6 +69,11 @@ class Server {
   }
 
   ProtocolComponentService& service() { return service_; }
+  static ProtocolComponentLimits with_max_handles(std::uint32_t max_handles) {
+    ProtocolComponentLimits limits;
+    limits.max_handles = max_handles;
+    return limits;
+  }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
@@ -840,6 +853,396 @@ TEST_F(ProtocolComponentTest, ParallelCallers) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(done.load(), 4);
   EXPECT_EQ(server_.service().handle_count(), 0u);
+}
+
+// --- bounds -----------------------------------------------------------------------------------
+
+// Expects RESOURCE_EXHAUSTED naming E_OUTOFMEMORY with `cause`; returns the message.
+std::string expect_exhausted(const grpc::Status& status, const std::string& cause) {
+  const v1::ErrorDetail d =
+      expect_error(status, grpc::StatusCode::RESOURCE_EXHAUSTED, "E_OUTOFMEMORY");
+  EXPECT_EQ(d.cause(), cause) << status.error_message();
+  return status.error_message();
+}
+
+// A CallerOf reading "owner/quota_key" from the wsgate-client-id metadata, standing in for the
+// daemon's peer credentials (e.g. owner = the connection, quota_key = the uid).
+ProtocolComponentService::Caller caller_from_metadata(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(ProtocolComponentService::kClientIdMetadata);
+  const std::string id =
+      it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+  const std::size_t slash = id.find('/');
+  return {id.substr(0, slash), slash == std::string::npos ? id : id.substr(slash + 1)};
+}
+
+TEST(ProtocolComponentBoundsTest, QueuedBytesPerHandleAreBounded) {
+  ProtocolComponentLimits limits;
+  limits.max_queued_bytes_per_handle = 3000;
+  Server server(limits);
+  ProtocolComponentService& service = server.service();
+  Api api(server.channel(), std::string("bytes"));
+  Endpoint client, peer;
+  open_pair(api, client, peer);
+
+  // 300 x 1 MiB Sends used to be all kept; now the handle holds at most 3000 bytes.
+  const std::vector<std::string> messages = {std::string(1000, 'a'), std::string(1000, 'b'),
+                                             std::string(1000, 'c')};
+  for (const std::string& m : messages) {
+    EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, m));
+  }
+  EXPECT_EQ(service.accounted_bytes(), 3000u);
+  const std::string message =
+      expect_exhausted(api.send(client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, "x"),
+                       "handle_queue_limit");
+  EXPECT_NE(message.find("3000"), std::string::npos) << message;
+  // A close reason counts as well; a refused operation takes nothing.
+  expect_exhausted(api.send_close(client.handle, 1000, "bye"), "handle_queue_limit");
+  EXPECT_EQ(service.accounted_bytes(), 3000u);
+  // One Send larger than the bound can never be queued: the message says what to do instead.
+  const std::string huge = expect_exhausted(
+      api.send(peer.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(3001, 'h')),
+      "handle_queue_limit");
+  EXPECT_NE(huge.find("fragments"), std::string::npos) << huge;
+
+  // Driving the loop completes the Sends and gives their bytes back; nothing accepted is lost.
+  pump(client, peer);
+  EXPECT_EQ(client.sends_completed.size(), 3u);
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  for (const std::string& m : messages) {
+    EXPECT_EQ(concat(receive_message(peer, client, std::nullopt, 0)), m);
+  }
+
+  // Receive app buffers count too (they are held until INDICATE_RECEIVE_COMPLETE).
+  EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(3000, 'd')));
+  EXPECT_OK(api.receive(peer.handle, 2000));
+  EXPECT_EQ(service.accounted_bytes(), 5000u);  // the client's 3000 and the peer's 2000
+  expect_exhausted(api.receive(peer.handle, 1001), "handle_queue_limit");
+  EXPECT_OK(api.receive(peer.handle, 1000));
+  exchange(client, peer);
+  ASSERT_EQ(peer.received.size(), 5u);
+  EXPECT_EQ(peer.received[3].type, v1::BUFFER_TYPE_BINARY_FRAGMENT);
+  EXPECT_EQ(peer.received[3].data + peer.received[4].data, std::string(3000, 'd'));
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+
+  EXPECT_OK(api.remove(client.handle));
+  EXPECT_OK(api.remove(peer.handle));
+  EXPECT_EQ(service.live_entries(), 0u);
+}
+
+TEST(ProtocolComponentBoundsTest, PendingOperationsPerHandleAreBounded) {
+  ProtocolComponentLimits limits;
+  limits.max_pending_operations = 4;
+  Server server(limits);
+  ProtocolComponentService& service = server.service();
+  Api api(server.channel(), std::string("count"));
+  Endpoint client, peer;
+  open_pair(api, client, peer);
+
+  // Zero-copy Receives hold no bytes but an engine queue slot each (100 k of them used to be
+  // accepted): the count bounds them.
+  for (std::uint64_t i = 1; i <= 4; ++i) EXPECT_OK(api.receive(peer.handle, std::nullopt, i));
+  const std::string message =
+      expect_exhausted(api.receive(peer.handle, std::nullopt, 5), "handle_queue_limit");
+  EXPECT_NE(message.find("4 sends and receives"), std::string::npos) << message;
+  expect_exhausted(api.receive(peer.handle, 16, 5), "handle_queue_limit");
+  // Sends and Receives share the count.
+  expect_exhausted(api.send(peer.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "no room"),
+                   "handle_queue_limit");
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+
+  // One message completes one Receive: a slot is free again. The four accepted ones all work.
+  EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "one"));
+  exchange(client, peer);
+  ASSERT_EQ(peer.received.size(), 1u);
+  EXPECT_EQ(peer.received[0].application_context, 1u);
+  EXPECT_OK(api.receive(peer.handle, std::nullopt, 5));
+  expect_exhausted(api.receive(peer.handle, std::nullopt, 6), "handle_queue_limit");
+  for (const char* text : {"two", "three", "four", "five"}) {
+    EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, text));
+  }
+  exchange(client, peer);
+  ASSERT_EQ(peer.received.size(), 5u);
+  const std::vector<std::string> expected = {"one", "two", "three", "four", "five"};
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(peer.received[i].data, expected[i]);
+    EXPECT_EQ(peer.received[i].application_context, i + 1);
+  }
+  EXPECT_OK(api.receive(peer.handle, std::nullopt, 7));  // the queue is empty again
+}
+
+TEST(ProtocolComponentBoundsTest, MemoryBudgetSpansHandlesAndCallers) {
+  ProtocolComponentLimits limits;
+  limits.max_memory_bytes = 4000;
+  Server server(limits);
+  ProtocolComponentService& service = server.service();
+  Api alice(server.channel(), std::string("alice"));
+  Api bob(server.channel(), std::string("bob"));
+  Endpoint a_client, a_peer, b_client, b_peer;
+  open_pair(alice, a_client, a_peer);
+  open_pair(bob, b_client, b_peer);
+
+  EXPECT_OK(alice.send(a_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(3000, 'a')));
+  const std::string message = expect_exhausted(
+      bob.send(b_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(1001, 'b')),
+      "memory_budget");
+  EXPECT_NE(message.find("4000"), std::string::npos) << message;
+  EXPECT_OK(bob.send(b_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(1000, 'b')));
+  EXPECT_EQ(service.accounted_bytes(), 4000u);
+  // Operations without bytes still fit; any byte does not, on any handle.
+  EXPECT_OK(bob.receive(b_peer.handle, std::nullopt));
+  expect_exhausted(alice.receive(a_peer.handle, 1), "memory_budget");
+
+  // The first handle's completion frees the budget for the second.
+  pump(a_client, a_peer);
+  EXPECT_EQ(service.accounted_bytes(), 1000u);
+  EXPECT_OK(bob.send(b_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(3000, 'c')));
+  EXPECT_EQ(service.accounted_bytes(), 4000u);
+
+  exchange(b_client, b_peer);
+  ASSERT_EQ(b_peer.received.size(), 1u);
+  EXPECT_EQ(b_peer.received[0].data, std::string(1000, 'b'));
+  EXPECT_EQ(concat(receive_message(b_peer, b_client, std::nullopt, 0)), std::string(3000, 'c'));
+  EXPECT_EQ(concat(receive_message(a_peer, a_client, std::nullopt, 0)), std::string(3000, 'a'));
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+}
+
+TEST(ProtocolComponentBoundsTest, PerClientHandleQuota) {
+  ProtocolComponentLimits limits;
+  limits.max_handles_per_client = 2;
+  Server server(limits);
+  Api alice(server.channel(), std::string("alice"));
+  Api bob(server.channel(), std::string("bob"));
+  std::uint64_t a1 = 0, a2 = 0, b1 = 0, b2 = 0, h = 0;
+  EXPECT_OK(alice.create(false, &a1));
+  EXPECT_OK(alice.create(true, &a2));
+  const std::string message = expect_exhausted(alice.create(false, &h), "handle_quota");
+  EXPECT_NE(message.find("quota"), std::string::npos) << message;
+  expect_exhausted(alice.create(true, &h), "handle_quota");
+  // Another client is not locked out by the first.
+  EXPECT_OK(bob.create(false, &b1));
+  EXPECT_OK(bob.create(true, &b2));
+  expect_exhausted(bob.create(true, &h), "handle_quota");
+  EXPECT_EQ(server.service().handle_count(), 4u);
+  // Deleting gives the slot back to its client only.
+  EXPECT_OK(alice.remove(a1));
+  expect_exhausted(bob.create(true, &h), "handle_quota");
+  EXPECT_OK(alice.create(false, &a1));
+  EXPECT_EQ(server.service().handle_count(), 4u);
+}
+
+TEST(ProtocolComponentBoundsTest, QuotaIsCountedByQuotaKeyAndHandlesScopedByOwner) {
+  ProtocolComponentLimits limits;
+  limits.max_handles_per_client = 2;
+  Server server(limits, caller_from_metadata);
+  Api conn1(server.channel(), std::string("conn1/uid1"));
+  Api conn2(server.channel(), std::string("conn2/uid1"));
+  Api conn3(server.channel(), std::string("conn3/uid2"));
+  std::uint64_t h1 = 0, h2 = 0, h3 = 0, h = 0;
+  EXPECT_OK(conn1.create(false, &h1));
+  EXPECT_OK(conn2.create(false, &h2));
+  expect_exhausted(conn2.create(false, &h), "handle_quota");  // uid1's two are used
+  expect_exhausted(conn1.create(false, &h), "handle_quota");
+  EXPECT_OK(conn3.create(false, &h3));
+  // Same quota key, different owners: each other's handles are unknown.
+  expect_error(conn2.remove(h1), grpc::StatusCode::NOT_FOUND, "E_INVALIDARG");
+  expect_error(conn1.send(h2, v1::BUFFER_TYPE_UTF8_MESSAGE, "x"), grpc::StatusCode::NOT_FOUND,
+               "E_INVALIDARG");
+  EXPECT_OK(conn1.remove(h1));
+  EXPECT_OK(conn2.create(true, &h));
+}
+
+TEST(ProtocolComponentBoundsTest, ReleaseOwnerDeletesHandlesAndReturnsQuotaAndBytes) {
+  ProtocolComponentLimits limits;
+  limits.max_handles_per_client = 2;
+  Server server(limits, caller_from_metadata);
+  ProtocolComponentService& service = server.service();
+  Api gone(server.channel(), std::string("conn1/uid1"));
+  Api same_user(server.channel(), std::string("conn2/uid1"));
+  Api bystander(server.channel(), std::string("conn3/uid2"));
+  Endpoint g_client, g_peer, b_client, b_peer;
+  open_pair(gone, g_client, g_peer);
+  open_pair(bystander, b_client, b_peer);
+  EXPECT_OK(gone.send(g_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(5000, 'g')));
+  EXPECT_OK(gone.receive(g_peer.handle, 100));
+  EXPECT_OK(gone.receive(g_peer.handle, 100));
+  EXPECT_OK(bystander.send(b_client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "still here"));
+  EXPECT_EQ(service.accounted_bytes(), 5210u);
+  std::uint64_t h = 0;
+  expect_exhausted(same_user.create(false, &h), "handle_quota");
+
+  // What the daemon does when conn1's connection goes away.
+  service.release_owner("conn1");
+  EXPECT_EQ(service.handle_count(), 2u);
+  EXPECT_EQ(service.accounted_bytes(), 10u);  // the bystander's Send
+  EXPECT_EQ(service.live_entries(), 2u);      // nothing of the released handles is kept
+  expect_error(gone.send(g_client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "x"),
+               grpc::StatusCode::NOT_FOUND, "E_INVALIDARG");
+  expect_error(gone.remove(g_peer.handle), grpc::StatusCode::NOT_FOUND, "E_INVALIDARG");
+  // uid1's quota is free again.
+  std::uint64_t n1 = 0, n2 = 0;
+  EXPECT_OK(same_user.create(false, &n1));
+  EXPECT_OK(same_user.create(true, &n2));
+  // Others are untouched; unknown owners are a no-op.
+  service.release_owner("nobody");
+  service.release_owner("");
+  EXPECT_EQ(concat(receive_message(b_peer, b_client, std::nullopt, 0)), "still here");
+
+  service.release_owner("conn2");
+  service.release_owner("conn3");
+  EXPECT_EQ(service.handle_count(), 0u);
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  EXPECT_EQ(service.live_entries(), 0u);
+}
+
+TEST(ProtocolComponentBoundsTest, DeleteHandleKeepsNothing) {
+  Server server(Server::with_max_handles(8));
+  ProtocolComponentService& service = server.service();
+  Api api(server.channel(), std::string("delete"));
+  Endpoint client, peer;
+  open_pair(api, client, peer);
+  EXPECT_EQ(service.live_entries(), 2u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(700, 's')));
+  }
+  EXPECT_OK(api.receive(peer.handle, 300));
+  EXPECT_OK(api.receive(peer.handle, std::nullopt));
+  EXPECT_OK(api.receive(client.handle, 50));
+  pump(client, peer);  // some bytes are in flight: SEND_TO_NETWORK handed out and completed
+  EXPECT_OK(api.send(client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(1000, 't')));
+  EXPECT_EQ(service.accounted_bytes(), 1000u + 300u + 50u);
+  EXPECT_OK(api.remove(client.handle));
+  EXPECT_EQ(service.accounted_bytes(), 300u);
+  EXPECT_EQ(service.live_entries(), 1u);
+  EXPECT_OK(api.remove(peer.handle));
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  EXPECT_EQ(service.live_entries(), 0u);
+  EXPECT_EQ(service.handle_count(), 0u);
+}
+
+// A clock the test moves by hand (the idle lease is never tested by waiting).
+class FakeClock {
+ public:
+  ProtocolComponentService::Clock clock() {
+    return [this] { return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms_)); };
+  }
+  void advance(std::chrono::milliseconds d) { ms_ += d.count(); }
+
+ private:
+  std::atomic<std::int64_t> ms_{1000000};
+};
+
+TEST(ProtocolComponentBoundsTest, IdleLeaseDeletesHandlesNoCallNamed) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  ProtocolComponentLimits limits;
+  limits.idle_lease = 60s;
+  limits.max_handles_per_client = 2;
+  Server server(limits, nullptr, clock.clock());
+  ProtocolComponentService& service = server.service();
+  Api alice(server.channel(), std::string("alice"));
+  Api bob(server.channel(), std::string("bob"));  // e.g. gone without DeleteHandle
+  Endpoint a_client, a_peer, b_client, b_peer;
+  open_pair(alice, a_client, a_peer);
+  open_pair(bob, b_client, b_peer);
+  EXPECT_OK(bob.send(b_client.handle, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(1000, 'b')));
+  EXPECT_EQ(service.accounted_bytes(), 1000u);
+
+  clock.advance(30s);
+  v1::GetActionResponse a;
+  EXPECT_OK(alice.get_action(a_client.handle, &a));
+  EXPECT_OK(alice.get_action(a_peer.handle, &a));
+  EXPECT_EQ(service.handle_count(), 4u);  // nobody idle for 60 s yet
+
+  clock.advance(40s);  // bob's handles: 70 s idle; alice's: 40 s
+  EXPECT_OK(alice.get_action(a_client.handle, &a));
+  EXPECT_EQ(service.handle_count(), 2u);
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  EXPECT_EQ(service.live_entries(), 2u);
+  expect_error(bob.get_action(b_client.handle, &a), grpc::StatusCode::NOT_FOUND, "E_INVALIDARG");
+  // bob's quota came back with the handles; alice's handles work on.
+  std::uint64_t h1 = 0, h2 = 0;
+  EXPECT_OK(bob.create(false, &h1));
+  EXPECT_OK(bob.create(true, &h2));
+  EXPECT_OK(alice.send(a_client.handle, v1::BUFFER_TYPE_UTF8_MESSAGE, "alive"));
+  EXPECT_EQ(concat(receive_message(a_peer, a_client, std::nullopt, 0)), "alive");
+}
+
+TEST(ProtocolComponentBoundsTest, WithoutIdleLeaseIdleHandlesLiveOn) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  Server server(ProtocolComponentLimits{}, nullptr, clock.clock());
+  Api api(server.channel(), std::string("patient"));
+  Endpoint client, peer;
+  open_pair(api, client, peer);
+  clock.advance(1000h);
+  v1::GetActionResponse a;
+  EXPECT_OK(api.get_action(client.handle, &a));
+  EXPECT_EQ(server.service().handle_count(), 2u);
+}
+
+// release_owner from another thread while the owner's calls are running: they end with OK,
+// NOT_FOUND or a bound, never a crash, and nothing is left behind.
+TEST(ProtocolComponentBoundsTest, ReleaseOwnerWhileCallsAreInFlight) {
+  ProtocolComponentLimits limits;
+  limits.max_pending_operations = 64;
+  Server server(limits, caller_from_metadata);
+  ProtocolComponentService& service = server.service();
+  constexpr int kThreads = 4;
+  std::vector<std::unique_ptr<Api>> apis;
+  std::vector<std::pair<Endpoint, Endpoint>> pairs(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    apis.push_back(std::make_unique<Api>(server.channel(), std::string("victim/uid")));
+    open_pair(*apis.back(), pairs[t].first, pairs[t].second);
+  }
+  constexpr int kCallsBeforeRelease = 200;
+  std::mutex mutex;
+  std::condition_variable running;
+  int calls = 0;  // guarded by mutex
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Api& api = *apis[static_cast<std::size_t>(t)];
+      const std::uint64_t c = pairs[static_cast<std::size_t>(t)].first.handle;
+      const std::uint64_t p = pairs[static_cast<std::size_t>(t)].second.handle;
+      auto acceptable = [&](const grpc::Status& s) {
+        const auto code = s.error_code();
+        if (code != grpc::StatusCode::OK && code != grpc::StatusCode::NOT_FOUND &&
+            code != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          ++unexpected;
+        }
+        {
+          std::lock_guard lock(mutex);
+          if (++calls == kCallsBeforeRelease) running.notify_all();
+        }
+        return code != grpc::StatusCode::NOT_FOUND;
+      };
+      for (int i = 0; i < 100000; ++i) {
+        if (!acceptable(api.send(c, v1::BUFFER_TYPE_BINARY_MESSAGE, std::string(100, 'x')))) break;
+        if (!acceptable(api.receive(p, 64))) break;
+        // The client's loop: hand its frames to nobody and complete each action.
+        v1::GetActionResponse a;
+        if (!acceptable(api.get_action(c, &a))) break;
+        if (a.action() != v1::ACTION_NO_ACTION) {
+          std::uint32_t bytes = 0;
+          for (const std::string& b : a.buffers()) bytes += static_cast<std::uint32_t>(b.size());
+          if (!acceptable(api.complete(c, a.action_context(), bytes))) break;
+        }
+      }
+    });
+  }
+  {
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(running.wait_for(lock, std::chrono::seconds(30),
+                                 [&] { return calls >= kCallsBeforeRelease; }));
+  }
+  service.release_owner("victim");  // while the threads keep calling
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(service.handle_count(), 0u);
+  EXPECT_EQ(service.accounted_bytes(), 0u);
+  EXPECT_EQ(service.live_entries(), 0u);
 }
 
 // --- status.h ---------------------------------------------------------------------------------
