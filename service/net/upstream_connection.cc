@@ -1,5 +1,7 @@
 #include "service/net/upstream_connection.h"
 
+#include <cerrno>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -11,6 +13,12 @@
 
 namespace wsgate::net {
 namespace {
+
+// The process is out of file descriptors: reported as fd_limit, not as a network failure.
+bool out_of_fds(const asio::error_code& ec) {
+  return ec == asio::error::no_descriptors || (ec.category() == asio::system_category() &&
+                                               ec.value() == ENFILE);
+}
 
 // Engine buffer sizes for upstream connections: large enough that a 1 MiB message needs few
 // socket calls, small enough for many idle sessions (see bench/README.md).
@@ -59,6 +67,7 @@ const char* to_string(Cause cause) {
     case Cause::ping_timeout: return "ping_timeout";
     case Cause::close_timeout: return "close_timeout";
     case Cause::shutdown: return "shutdown";
+    case Cause::fd_limit: return "fd_limit";
   }
   return "unknown";
 }
@@ -139,6 +148,8 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
                                      asio::ip::tcp::resolver::results_type results) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
+    if (out_of_fds(ec)) return fail({Cause::fd_limit, "cannot resolve " + options_.url.host +
+                                                          ": " + ec.message()});
     return fail({Cause::dns_failure,
                  "cannot resolve " + options_.url.host + ": " + ec.message()});
   }
@@ -169,8 +180,9 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
 void UpstreamConnection::on_connected(const asio::error_code& ec) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
-    const Cause cause =
-        ec == asio::error::connection_refused ? Cause::connection_refused : Cause::network_error;
+    const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
+                        : out_of_fds(ec)                      ? Cause::fd_limit
+                                                              : Cause::network_error;
     return fail({cause, "cannot connect to " + options_.url.host + ":" +
                             std::to_string(options_.url.port) + ": " + ec.message()});
   }
