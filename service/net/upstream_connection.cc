@@ -1,5 +1,8 @@
 #include "service/net/upstream_connection.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include <openssl/ssl.h>
@@ -15,9 +18,21 @@ namespace wsgate::net {
 namespace {
 
 // The process is out of file descriptors: reported as fd_limit, not as a network failure.
+// Checked on failure paths only. Asio does not always pass EMFILE on: a range connect whose
+// socket cannot be opened reports operation_aborted, and getaddrinfo() that cannot open
+// /etc/hosts reports "host not found"; so when the error itself does not say, a probe socket
+// tells whether fds are short right now.
 bool out_of_fds(const asio::error_code& ec) {
-  return ec == asio::error::no_descriptors || (ec.category() == asio::system_category() &&
-                                               ec.value() == ENFILE);
+  if (ec == asio::error::no_descriptors ||
+      (ec.category() == asio::system_category() && ec.value() == ENFILE)) {
+    return true;
+  }
+  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe >= 0) {
+    ::close(probe);
+    return false;
+  }
+  return errno == EMFILE || errno == ENFILE;
 }
 
 // Engine buffer sizes for upstream connections: large enough that a 1 MiB message needs few
@@ -180,6 +195,8 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
 void UpstreamConnection::on_connected(const asio::error_code& ec) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
+    // operation_aborted here is not ours (fail() ends the connect phase before it closes the
+    // socket): Asio's range connect reports it when it cannot open a socket.
     const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
                         : out_of_fds(ec)                      ? Cause::fd_limit
                                                               : Cause::network_error;

@@ -129,6 +129,45 @@ class FdExhaustionTest(DaemonCase):
         self.stop_ok(d)
 
 
+class UpstreamFdLimitTest(DaemonCase):
+    """An upstream connection that cannot get an fd reports cause fd_limit (it used to be
+    network_error "Operation aborted", or dns_failure for a name). The fds are used up behind
+    the budget's back, by connections to gRPC's own TCP listener, which the budget does not
+    count."""
+
+    def test_upstream_connect_without_fds_reports_fd_limit(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        d = self.start({"limits": {"max_sessions": 8}, "listen": {"tcp": "127.0.0.1:%d" % port}},
+                       preexec_fn=nofile(128))
+        url = closed_port_url()
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for _ in range(140):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+
+        def cause_of(target):
+            session = d.session(timeout=30)
+            try:
+                session.send_open(target)
+                return failure_cause(session)
+            finally:
+                session.cleanup()
+
+        wait_for(lambda: cause_of(url) == "fd_limit", 20, interval=0.05,
+                 what="a session whose upstream connect fails with fd_limit")
+        self.assertEqual(cause_of(url.replace("127.0.0.1", "localhost")), "fd_limit")
+        self.assertIsNone(d.proc.poll(), "wsgated died" + d.log_tail())
+        for c in held:
+            c.close()
+        held.clear()
+        wait_for(lambda: cause_of(url) == "connection_refused", 20, interval=0.05,
+                 what="sessions failing for the right reason again")
+        self.stop_ok(d)
+
+
 class FdLimitConfigTest(unittest.TestCase):
     """limits.max_sessions must fit in the open-file limit, at --check-config and at start."""
 
