@@ -267,7 +267,6 @@ void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
   auto log = logger("daemon");
   notifier_->stopping();  // deploy: systemd STOPPING=1
-  if (unix_listener_) unix_listener_->close();  // no new connections
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);
   const std::size_t open = registry_->active();
   registry_->shutdown_all();
@@ -279,6 +278,9 @@ void Server::drain_and_stop() {
     log->warn("drain timeout: {} session(s) still open after {} ms", registry_->active(),
               config_.timeouts.drain_ms);
   }
+  // Clients that connect while draining were still accepted: they learn NOT_SERVING and get
+  // "shutdown" for new sessions instead of waiting in the backlog. Now no new connections.
+  if (unix_listener_) unix_listener_->close();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   grpc_server_->Wait();
   work_.reset();

@@ -53,9 +53,6 @@ class PeerDirectory {
   PeerDirectory(const PeerDirectory&) = delete;
   PeerDirectory& operator=(const PeerDirectory&) = delete;
 
-  // Sets the callback (before the first add(); not synchronised with retiring).
-  void set_retire_callback(RetireCallback on_retire) { on_retire_ = std::move(on_retire); }
-
   // The gRPC peer string of a connection handed over with AddInsecureChannelFromFd.
   static std::string peer_name(int fd) { return "fd:" + std::to_string(fd); }
 
@@ -82,7 +79,7 @@ class PeerDirectory {
   std::optional<Entry> take_locked(std::uint64_t id);
   void retire(const Entry& e);
 
-  RetireCallback on_retire_;
+  const RetireCallback on_retire_;
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd: wakes the watcher to stop
   mutable std::mutex mutex_;

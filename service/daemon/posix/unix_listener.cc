@@ -10,6 +10,8 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <future>
+#include <memory>
 
 #include "service/daemon/logging.h"
 #include "service/rpc/fd_budget.h"
@@ -41,8 +43,9 @@ int bind_unix_socket(const std::string& path, std::string* error) {
 
 UnixListener::UnixListener(asio::io_context& io, int listening_fd, grpc::Server& server,
                            rpc::PeerDirectory& peers, rpc::FdBudget& budget)
-    : acceptor_(io, asio::local::stream_protocol(), listening_fd),
-      backoff_timer_(io),
+    : strand_(asio::make_strand(io)),
+      acceptor_(strand_, asio::local::stream_protocol(), listening_fd),
+      backoff_timer_(strand_),
       server_(server),
       peers_(peers),
       budget_(budget) {}
@@ -102,13 +105,19 @@ void UnixListener::accept_next() {
 
 void UnixListener::close() {
   closed_ = true;
-  // On the io_context's thread: the acceptor is not thread-safe. Closing the fd does not remove
-  // the socket's path (the Server removes its own; an inherited one belongs to systemd).
-  asio::post(acceptor_.get_executor(), [this] {
+  // On the strand: the acceptor is not thread-safe, and once this has run no accept handler
+  // can hand a connection to a gRPC server that is shutting down. Closing the fd does not
+  // remove the socket's path (the Server removes its own; an inherited one belongs to systemd).
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> closed = done->get_future();
+  asio::post(strand_, [this, done] {
     asio::error_code ignored;
     acceptor_.close(ignored);
     backoff_timer_.cancel();
+    done->set_value();
   });
+  // Bounded: the io_context may already be stopped (then nothing runs on the strand anyway).
+  closed.wait_for(std::chrono::seconds(2));
 }
 
 }  // namespace wsgate::daemon::posix

@@ -11,15 +11,17 @@
 // gRPC names such a connection's peer "fd:<N>". Connections are counted in the rpc::FdBudget.
 // gRPC's per-listener options do not apply to these connections (server-wide ones do).
 //
-// Lifetime: owned by the Server, started after grpc::Server::BuildAndStart, closed when the
-// drain begins, destroyed before the io_context; the directory and budget outlive it.
-// Thread safety: close() from any thread (it posts to the io_context); the rest runs on the
-// io_context.
+// Lifetime: owned by the Server, started after grpc::Server::BuildAndStart, closed before
+// grpc::Server::Shutdown, destroyed before the io_context; the directory and budget outlive it.
+// Thread safety: everything runs on one strand of the io_context; close() (from a thread that
+// is not running the io_context) posts to it and waits, so that no connection is handed to gRPC
+// after close() returns.
 #pragma once
 
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -53,6 +55,7 @@ class UnixListener {
   void accept_next();
   void pause(const std::string& why);
 
+  asio::strand<asio::io_context::executor_type> strand_;
   asio::local::stream_protocol::acceptor acceptor_;
   asio::steady_timer backoff_timer_;
   grpc::Server& server_;
