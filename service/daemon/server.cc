@@ -53,6 +53,31 @@ bool is_private_default(const std::string& path) {
          path == default_socket_path();
 }
 
+// ProtocolComponent identity. On the unix socket a handle belongs to the caller's connection
+// ("conn:<id>": released when the connection goes away; another connection cannot name it,
+// whatever wsgate-client-id it sends) and counts against the caller's uid. Over TCP (no
+// credentials) the owner stays the peer address plus wsgate-client-id, as before.
+std::string connection_owner(const rpc::PeerInfo& peer) {
+  return "conn:" + std::to_string(peer.connection_id);
+}
+
+rpc::ProtocolComponentService::Caller protocol_component_caller(
+    const rpc::PeerDirectory& peers, const grpc::CallbackServerContext& context) {
+  if (std::optional<rpc::PeerInfo> peer = peers.find(context.peer())) {
+    return {connection_owner(*peer), "uid:" + std::to_string(peer->uid)};
+  }
+  std::string key = context.peer();
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(rpc::ProtocolComponentService::kClientIdMetadata);
+  if (it == metadata.end()) {
+    key += "\n-";
+  } else {
+    key += "\n+";
+    key.append(it->second.data(), it->second.size());
+  }
+  return {key, key};
+}
+
 // Admin RPCs show every session's URL: only the daemon's own uid, root, and the uids/gids of
 // [admin], known from the unix connection's kernel credentials. Admin over TCP is refused: a
 // TCP peer has no credentials to check.
@@ -153,10 +178,22 @@ std::string Server::start() {
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
+  // Unix peers (SO_PEERCRED) first: ProtocolComponent asks them who is calling. A connection
+  // that goes away releases its slot in the fd budget and its ProtocolComponent handles (no
+  // connection is retired before the listener starts, so protocol_component_ is set by then).
   fd_budget_ = std::make_shared<rpc::FdBudget>(nofile.soft);
   fd_budget_->set_session_counter([registry = registry_.get()] { return registry->active(); });
-  protocol_component_ =
-      std::make_unique<rpc::ProtocolComponentService>(config_.limits.max_protocol_handles);
+  rpc::FdBudget* budget = fd_budget_.get();
+  peers_ = std::make_unique<rpc::PeerDirectory>([this, budget](const rpc::PeerInfo& peer) {
+    budget->connection_closed();
+    protocol_component_->release_owner(connection_owner(peer));
+  });
+  rpc::PeerDirectory* peers = peers_.get();
+  protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(
+      config_.limits.max_protocol_handles,
+      [peers](const grpc::CallbackServerContext& context) {
+        return protocol_component_caller(*peers, context);
+      });
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);
@@ -174,11 +211,6 @@ std::string Server::start() {
   gateway_ = std::make_unique<rpc::GatewayService>(io_, *registry_, defaults, shared_policy,
                                                    logger("gateway"));
   auto* pc = protocol_component_.get();
-  // Who is on each unix connection (SO_PEERCRED), and the fd budget the connections count in.
-  rpc::FdBudget* budget = fd_budget_.get();
-  peers_ = std::make_unique<rpc::PeerDirectory>(
-      [budget](const rpc::PeerInfo&) { budget->connection_closed(); });
-  rpc::PeerDirectory* peers = peers_.get();
   admin_ = std::make_unique<rpc::AdminService>(
       *registry_, [pc] { return static_cast<std::uint64_t>(pc->handle_count()); },
       [admin = config_.admin, peers](const grpc::CallbackServerContext& context) {

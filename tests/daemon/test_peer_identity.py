@@ -63,8 +63,6 @@ class PeerIdentityTest(DaemonTestCase):
         owner.begin(handle)  # still the owner's, untouched by the intruder's DeleteHandle
         owner.delete(handle)
 
-    # MERGE: remove this skip when merging with pcbounds (release_owner wiring in server.cc).
-    @unittest.skip("needs ProtocolComponentService::release_owner (branch pcbounds)")
     def test_closing_a_connection_releases_its_handles(self):
         """Needs the ProtocolComponent caller-identity wiring (branch pcbounds): the
         PeerDirectory retires the closed connection and release_owner("conn:<id>") deletes its
