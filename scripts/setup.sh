@@ -60,7 +60,7 @@ case "$mode" in
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSGATE_TSAN=ON \
       -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
     cmake --build build-tsan -j"$jobs" --target wsgated wsgate_proto_python \
-      protocol_component_service_test \
+      protocol_component_service_test peer_directory_test daemon_socket_dir_test \
       daemon_config_test daemon_logging_test  # built: ctest lists unbuilt discovered tests
     ;;
   fuzz)

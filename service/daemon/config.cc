@@ -35,6 +35,8 @@ namespace {
 constexpr std::uint32_t kKeepaliveFloorMs = 15000;
 constexpr std::uint32_t kMaxIoThreads = 64;
 constexpr std::uint32_t kMaxSocketMode = 07777;
+constexpr std::uint32_t kMaxId = 4294967294u;  // (uid_t)-1 means "no id"
+
 // gRPC takes its maximum message size as an int.
 constexpr std::uint64_t kMaxGrpcMessageBytes = std::numeric_limits<std::int32_t>::max();
 
@@ -392,6 +394,19 @@ class Walker {
     }
   }
 
+  // An array of ids (uids or gids): integers from 0 to 4294967294 (-1 is no id).
+  void id_list(const toml::node& n, const std::string& key, std::vector<std::uint32_t>* out) const {
+    const toml::array* arr = n.as_array();
+    if (arr == nullptr) fail(key, n, "expected an array of integers (uids or gids), got " + std::string(type_name(n)));
+    out->clear();
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& e = *arr->get(i);
+      std::uint32_t id = 0;
+      unsigned_field(e, key + "[" + std::to_string(i) + "]", &id, 0, kMaxId);
+      out->push_back(id);
+    }
+  }
+
   const toml::table& table(const toml::node& n, const std::string& key) const {
     const toml::table* t = n.as_table();
     if (t == nullptr) fail(key, n, "expected a table, got " + std::string(type_name(n)));
@@ -503,6 +518,13 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"ca_file", str(&c.tls.ca_file)},
                   {"allow_client_file_paths",
                    [&](const toml::node& n, const std::string& key) { w.bool_field(n, key, &c.tls.allow_client_file_paths); }},
+              }),
+      section("admin",
+              {
+                  {"allow_uids",
+                   [&](const toml::node& n, const std::string& key) { w.id_list(n, key, &c.admin.allow_uids); }},
+                  {"allow_gids",
+                   [&](const toml::node& n, const std::string& key) { w.id_list(n, key, &c.admin.allow_gids); }},
               }),
       {"io_threads",
        [&](const toml::node& n, const std::string& key) { w.unsigned_field(n, key, &c.io_threads, 1, kMaxIoThreads); }},
@@ -629,6 +651,17 @@ std::string validate(const Config& c) {
   for (const std::string& e : errors) {
     if (!out.empty()) out += '\n';
     out += e;
+  }
+  return out;
+}
+
+std::vector<std::string> warnings(const Config& c) {
+  std::vector<std::string> out;
+  if (c.timeouts.drain_ms < c.timeouts.close_ms) {
+    out.push_back("timeouts.drain_ms: " + std::to_string(c.timeouts.drain_ms) +
+                  " is below timeouts.close_ms (" + std::to_string(c.timeouts.close_ms) +
+                  "): on SIGTERM, sessions whose peer is slow to answer the close are cut "
+                  "before their closing handshake may end; set drain_ms to at least close_ms");
   }
   return out;
 }

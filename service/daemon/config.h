@@ -76,6 +76,14 @@ struct TlsConfig {
   bool allow_client_file_paths = false;
 };
 
+// Who may call the Admin service (which shows every session's URL). Unix-socket callers are
+// known by their kernel credentials (SO_PEERCRED); the daemon's own uid and root are always
+// allowed (they can read the daemon's memory anyway); Admin over listen.tcp is always refused.
+struct AdminConfig {
+  std::vector<std::uint32_t> allow_uids;  // more uids allowed
+  std::vector<std::uint32_t> allow_gids;  // callers whose primary gid is one of these
+};
+
 struct Config {
   ListenConfig listen;
   LogConfig log;
@@ -84,6 +92,7 @@ struct Config {
   PoolConfig pool;
   PolicyConfig policy;
   TlsConfig tls;
+  AdminConfig admin;
   std::uint32_t io_threads = 1;  // Asio threads (the gRPC library runs its own)
 };
 
@@ -101,5 +110,10 @@ LoadResult load_config_file(const std::string& path);
 
 // Checks cross-field rules (e.g. keepalive floor, CIDR syntax, log level names).
 std::string validate(const Config& config);  // empty when valid
+
+// Settings that are valid but probably not meant (e.g. timeouts.drain_ms below close_ms): one
+// line each, naming the key. --check-config prints them and start-up logs them; they do not
+// stop the daemon (a short drain can be deliberate).
+std::vector<std::string> warnings(const Config& config);
 
 }  // namespace wsgate::daemon

@@ -6,6 +6,10 @@
 #include "service/daemon/config.h"
 #include "service/daemon/logging.h"
 #include "service/daemon/server.h"
+#ifndef _WIN32
+#include "service/daemon/posix/fd_limit.h"
+#include "service/rpc/fd_budget.h"
+#endif
 #ifdef _WIN32  // deploy: the Windows service entry (service/daemon/win32/)
 #include "service/daemon/win32/service.h"
 #endif
@@ -48,7 +52,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wsgated: %s\n", error.c_str());
     return 2;
   }
+#ifndef _WIN32
+  // The open-file limit start-up will raise the soft limit to (the hard limit): refuse a
+  // max_sessions it cannot hold here already, so --check-config catches it.
+  if (std::string error = wsgate::rpc::FdBudget::check_limit(
+          config.limits.max_sessions, posix::reachable_nofile_limit());
+      !error.empty()) {
+    std::fprintf(stderr, "wsgated: %s\n", error.c_str());
+    return 2;
+  }
+#endif
   if (check_only) {
+    for (const std::string& w : warnings(config)) std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
     std::printf("wsgated: configuration OK\n");
     return 0;
   }

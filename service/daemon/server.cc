@@ -16,12 +16,18 @@
 
 #include "service/daemon/logging.h"
 #include "service/daemon/posix/sd_notify.h"
+#include "service/daemon/posix/fd_limit.h"
 #include "service/daemon/posix/socket_activation.h"
+#include "service/daemon/posix/socket_dir.h"
+#include "service/daemon/posix/unix_listener.h"
 #include "service/net/destination_policy.h"
 #include "service/rpc/admin_service.h"
+#include "service/rpc/fd_budget.h"
 #include "service/rpc/gateway_service.h"
+#include "service/rpc/peer_directory.h"
 #include "service/rpc/protocol_component_service.h"
 #include "service/rpc/session_registry.h"
+#include "service/rpc/status.h"
 #include "service/ws/protocol_handle.h"
 
 namespace wsgate::daemon {
@@ -37,6 +43,58 @@ bool socket_in_use(const std::string& path) {
   const bool in_use = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return in_use;
+}
+
+// The default socket directory without XDG_RUNTIME_DIR (/tmp/wsgate-<uid>) must be private to
+// us (posix/socket_dir.h).
+bool is_private_default(const std::string& path) {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  return ::geteuid() != 0 && (runtime == nullptr || runtime[0] == '\0') &&
+         path == default_socket_path();
+}
+
+// ProtocolComponent identity. On the unix socket a handle belongs to the caller's connection
+// ("conn:<id>": released when the connection goes away; another connection cannot name it,
+// whatever wsgate-client-id it sends) and counts against the caller's uid. Over TCP (no
+// credentials) the owner stays the peer address plus wsgate-client-id, as before.
+std::string connection_owner(const rpc::PeerInfo& peer) {
+  return "conn:" + std::to_string(peer.connection_id);
+}
+
+rpc::ProtocolComponentService::Caller protocol_component_caller(
+    const rpc::PeerDirectory& peers, const grpc::CallbackServerContext& context) {
+  if (std::optional<rpc::PeerInfo> peer = peers.find(context.peer())) {
+    return {connection_owner(*peer), "uid:" + std::to_string(peer->uid)};
+  }
+  return rpc::ProtocolComponentService::default_caller(context);  // TCP: today's rule
+}
+
+// Admin RPCs show every session's URL: only the daemon's own uid, root, and the uids/gids of
+// [admin], known from the unix connection's kernel credentials. Admin over TCP is refused: a
+// TCP peer has no credentials to check.
+grpc::Status authorize_admin(const AdminConfig& admin, const rpc::PeerDirectory& peers,
+                             const grpc::CallbackServerContext& context) {
+  auto deny = [](const std::string& why) {
+    wsgate::v1::ErrorDetail detail;
+    detail.set_cause("admin_not_allowed");
+    return rpc::error_status(grpc::StatusCode::PERMISSION_DENIED, why, detail);
+  };
+  const std::string peer = context.peer();
+  const std::optional<rpc::PeerInfo> info = peers.find(peer);
+  if (!info) {
+    return deny("the Admin service is served on the unix socket only, to callers allowed by "
+                "admin.allow_uids / admin.allow_gids (caller: " + peer + ")");
+  }
+  auto has = [](const std::vector<std::uint32_t>& v, std::uint32_t x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  if (info->uid == ::geteuid() || info->uid == 0 || has(admin.allow_uids, info->uid) ||
+      has(admin.allow_gids, info->gid)) {
+    return grpc::Status::OK;
+  }
+  return deny("uid " + std::to_string(info->uid) + " (gid " + std::to_string(info->gid) +
+              ") may not call the Admin service: add it to admin.allow_uids or its group to "
+              "admin.allow_gids");
 }
 
 }  // namespace
@@ -56,6 +114,17 @@ Server::~Server() {
 
 std::string Server::start() {
   auto log = logger("daemon");
+  for (const std::string& w : warnings(config_)) log->warn("{}", w);
+
+  // The usual soft open-file limit (1024) cannot hold the default max_sessions: raise it to the
+  // hard limit, then refuse a max_sessions it still cannot hold (rpc/fd_budget.h).
+  const posix::NofileLimit nofile = posix::raise_nofile_limit();
+  if (!nofile.warning.empty()) log->warn("{}", nofile.warning);
+  log->info("open-file limit {} (was {})", nofile.soft, nofile.before);
+  if (std::string error = rpc::FdBudget::check_limit(config_.limits.max_sessions, nofile.soft);
+      !error.empty()) {
+    return error;
+  }
   ws::set_keepalive_interval(config_.pool.keepalive_interval_ms);
 
   std::string policy_error;
@@ -75,18 +144,28 @@ std::string Server::start() {
   // deploy end
 
   const std::string& path = config_.listen.unix_socket;
-  if (inherited.fd < 0 && path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return "listen.unix_socket: the path is longer than a unix socket path may be: " + path;
+  int listen_fd = inherited.fd;
+  if (inherited.fd < 0) {  // the socket is ours to create
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return "listen.unix_socket: the path is longer than a unix socket path may be: " + path;
+    }
+    if (std::string error = posix::prepare_socket_directory(path, is_private_default(path));
+        !error.empty()) {
+      return error;
+    }
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
+      if (socket_in_use(path)) return "another process is already listening on " + path;
+      std::filesystem::remove(path, ec);  // a stale socket from an earlier run
+    }
+    std::string error;
+    listen_fd = posix::bind_unix_socket(path, &error);
+    if (listen_fd < 0) return error;
+    owns_socket_path_ = true;
+    if (::chmod(path.c_str(), static_cast<mode_t>(config_.listen.unix_socket_mode)) != 0) {
+      return "cannot set the mode of " + path + ": " + std::strerror(errno);
+    }
   }
-  std::error_code ec;
-  if (inherited.fd < 0) {  // deploy: only when the unix socket is ours to create
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return "cannot create the directory of " + path + ": " + ec.message();
-  if (std::filesystem::exists(path, ec)) {
-    if (socket_in_use(path)) return "another process is already listening on " + path;
-    std::filesystem::remove(path, ec);  // a stale socket from an earlier run
-  }
-  }  // deploy
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
@@ -97,7 +176,22 @@ std::string Server::start() {
   protocol_limits.max_pending_operations = config_.limits.max_protocol_pending_operations;
   protocol_limits.max_memory_bytes = config_.limits.max_protocol_memory_bytes;
   protocol_limits.idle_lease = std::chrono::milliseconds(config_.limits.max_protocol_idle_ms);
-  protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(protocol_limits);
+  // Unix peers (SO_PEERCRED) first: ProtocolComponent asks them who is calling. A connection
+  // that goes away releases its slot in the fd budget and its ProtocolComponent handles (no
+  // connection is retired before the listener starts, so protocol_component_ is set by then).
+  fd_budget_ = std::make_shared<rpc::FdBudget>(nofile.soft);
+  fd_budget_->set_session_counter([registry = registry_.get()] { return registry->active(); });
+  rpc::FdBudget* budget = fd_budget_.get();
+  peers_ = std::make_unique<rpc::PeerDirectory>([this, budget](const rpc::PeerInfo& peer) {
+    budget->connection_closed();
+    protocol_component_->release_owner(connection_owner(peer));
+  });
+  rpc::PeerDirectory* peers = peers_.get();
+  protocol_component_ = std::make_unique<rpc::ProtocolComponentService>(
+      protocol_limits,
+      [peers](const grpc::CallbackServerContext& context) {
+        return protocol_component_caller(*peers, context);
+      });
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);
@@ -111,18 +205,19 @@ std::string Server::start() {
   defaults.max_header_bytes = config_.limits.max_header_bytes;
   defaults.default_ca_file = config_.tls.ca_file;
   defaults.allow_client_file_paths = config_.tls.allow_client_file_paths;
+  defaults.fd_budget = fd_budget_;
   gateway_ = std::make_unique<rpc::GatewayService>(io_, *registry_, defaults, shared_policy,
                                                    logger("gateway"));
   auto* pc = protocol_component_.get();
   admin_ = std::make_unique<rpc::AdminService>(
-      *registry_, [pc] { return static_cast<std::uint64_t>(pc->handle_count()); });
+      *registry_, [pc] { return static_cast<std::uint64_t>(pc->handle_count()); },
+      [admin = config_.admin, peers](const grpc::CallbackServerContext& context) {
+        return authorize_admin(admin, *peers, context);
+      });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  if (inherited.fd < 0) {  // deploy: else connections come from the inherited socket
-    builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
-  }
+  grpc::ServerBuilder builder;  // unix connections come from unix_listener_, not from gRPC
   int tcp_port = 0;
   if (!config_.listen.tcp.empty()) {
     builder.AddListeningPort(config_.listen.tcp, grpc::InsecureServerCredentials(), &tcp_port);
@@ -133,24 +228,22 @@ std::string Server::start() {
   builder.RegisterService(gateway_.get());
   builder.RegisterService(admin_.get());
   grpc_server_ = builder.BuildAndStart();
-  if (!grpc_server_) return "cannot listen on unix:" + path + " (see the gRPC log above)";
+  if (!grpc_server_) return "cannot start the gRPC server (see the gRPC log above)";
   if (!config_.listen.tcp.empty() && tcp_port == 0) {
     return "cannot listen on tcp " + config_.listen.tcp;
-  }
-  if (inherited.fd < 0 &&  // deploy: an inherited socket's mode is the .socket unit's
-      ::chmod(path.c_str(), static_cast<mode_t>(config_.listen.unix_socket_mode)) != 0) {
-    return "cannot set the mode of " + path + ": " + std::strerror(errno);
   }
 
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
-  // deploy: accept on the inherited socket and ping the systemd watchdog on the I/O threads
-  // (so the pings stop if they hang); READY=1 once every listener accepts connections.
-  if (inherited.fd >= 0) {
-    inherited_listener_ =
-        std::make_unique<posix::InheritedListener>(io_, inherited.fd, *grpc_server_);
-    inherited_listener_->start();
-  }
+  // The fds open now (gRPC's, the logs', the listening sockets) are the budget's base.
+  fd_budget_->set_base(posix::count_open_fds(64));
+  log->info("fd budget: {} fds in use at start, {} kept in reserve of {}", fd_budget_->in_use(),
+            rpc::FdBudget::reserve(nofile.soft), nofile.soft);
+  // Accept on the unix socket (ours or systemd's); ping the systemd watchdog on the I/O
+  // threads (so the pings stop if they hang); READY=1 once every listener accepts connections.
+  unix_listener_ = std::make_unique<posix::UnixListener>(io_, listen_fd, *grpc_server_, *peers_,
+                                                         *fd_budget_);
+  unix_listener_->start();
   notifier_->start_watchdog(io_);
   // deploy end
   for (std::uint32_t i = 0; i < config_.io_threads; ++i) {
@@ -204,7 +297,6 @@ void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
   auto log = logger("daemon");
   notifier_->stopping();  // deploy: systemd STOPPING=1
-  if (inherited_listener_) inherited_listener_->close();  // deploy: no new connections
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);
   const std::size_t open = registry_->active();
   registry_->shutdown_all();
@@ -216,6 +308,9 @@ void Server::drain_and_stop() {
     log->warn("drain timeout: {} session(s) still open after {} ms", registry_->active(),
               config_.timeouts.drain_ms);
   }
+  // Clients that connect while draining were still accepted: they learn NOT_SERVING and get
+  // "shutdown" for new sessions instead of waiting in the backlog. Now no new connections.
+  if (unix_listener_) unix_listener_->close();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   grpc_server_->Wait();
   work_.reset();
@@ -223,8 +318,8 @@ void Server::drain_and_stop() {
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
   std::error_code ec;
-  // deploy: an inherited socket's path belongs to systemd, which still listens on it.
-  if (!inherited_listener_) std::filesystem::remove(config_.listen.unix_socket, ec);
+  // An inherited socket's path belongs to systemd, which still listens on it.
+  if (owns_socket_path_) std::filesystem::remove(config_.listen.unix_socket, ec);
   log->info("wsgated stopped");
   spdlog::default_logger()->flush();
 }

@@ -28,12 +28,14 @@ class SessionRegistry;
 class GatewayService;
 class ProtocolComponentService;
 class AdminService;
+class FdBudget;
+class PeerDirectory;
 }  // namespace wsgate::rpc
 
 // deploy: systemd notify protocol and socket activation (service/daemon/posix/).
 namespace wsgate::daemon::posix {
 class SystemdNotifier;
-class InheritedListener;
+class UnixListener;
 }  // namespace wsgate::daemon::posix
 
 namespace wsgate::daemon {
@@ -66,14 +68,18 @@ class Server {
   std::unique_ptr<rpc::SessionRegistry> registry_;
   std::unique_ptr<rpc::ProtocolComponentService> protocol_component_;
   std::unique_ptr<rpc::GatewayService> gateway_;
+  std::shared_ptr<rpc::FdBudget> fd_budget_;
+  // Unix peers (SO_PEERCRED); after protocol_component_: its retire callback may reach it.
+  std::unique_ptr<rpc::PeerDirectory> peers_;
   std::unique_ptr<rpc::AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::atomic<bool> stopping_{false};
+  bool owns_socket_path_ = false;  // we bound listen.unix_socket (not inherited): remove it
   // deploy: READY=1/STOPPING=1/WATCHDOG=1 to systemd (no-ops without NOTIFY_SOCKET), and the
-  // unix socket inherited from wsgated.socket, if any (then the path is systemd's, not ours).
+  // acceptor of the unix socket (ours, or inherited from wsgated.socket).
   // Declared after io_ so that they are destroyed before it (both hold Asio objects of io_).
   std::unique_ptr<posix::SystemdNotifier> notifier_;
-  std::unique_ptr<posix::InheritedListener> inherited_listener_;
+  std::unique_ptr<posix::UnixListener> unix_listener_;
 };
 
 }  // namespace wsgate::daemon

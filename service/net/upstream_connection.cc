@@ -1,5 +1,10 @@
 #include "service/net/upstream_connection.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -11,6 +16,24 @@
 
 namespace wsgate::net {
 namespace {
+
+// The process is out of file descriptors: reported as fd_limit, not as a network failure.
+// Checked on failure paths only. Asio does not always pass EMFILE on: a range connect whose
+// socket cannot be opened reports operation_aborted, and getaddrinfo() that cannot open
+// /etc/hosts reports "host not found"; so when the error itself does not say, a probe socket
+// tells whether fds are short right now.
+bool out_of_fds(const asio::error_code& ec) {
+  if (ec == asio::error::no_descriptors ||
+      (ec.category() == asio::system_category() && ec.value() == ENFILE)) {
+    return true;
+  }
+  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe >= 0) {
+    ::close(probe);
+    return false;
+  }
+  return errno == EMFILE || errno == ENFILE;
+}
 
 // Engine buffer sizes for upstream connections: large enough that a 1 MiB message needs few
 // socket calls, small enough for many idle sessions (see bench/README.md).
@@ -59,6 +82,7 @@ const char* to_string(Cause cause) {
     case Cause::ping_timeout: return "ping_timeout";
     case Cause::close_timeout: return "close_timeout";
     case Cause::shutdown: return "shutdown";
+    case Cause::fd_limit: return "fd_limit";
   }
   return "unknown";
 }
@@ -139,6 +163,8 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
                                      asio::ip::tcp::resolver::results_type results) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
+    if (out_of_fds(ec)) return fail({Cause::fd_limit, "cannot resolve " + options_.url.host +
+                                                          ": " + ec.message()});
     return fail({Cause::dns_failure,
                  "cannot resolve " + options_.url.host + ": " + ec.message()});
   }
@@ -169,8 +195,11 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
 void UpstreamConnection::on_connected(const asio::error_code& ec) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
-    const Cause cause =
-        ec == asio::error::connection_refused ? Cause::connection_refused : Cause::network_error;
+    // operation_aborted here is not ours (fail() ends the connect phase before it closes the
+    // socket): Asio's range connect reports it when it cannot open a socket.
+    const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
+                        : out_of_fds(ec)                      ? Cause::fd_limit
+                                                              : Cause::network_error;
     return fail({cause, "cannot connect to " + options_.url.host + ":" +
                             std::to_string(options_.url.port) + ": " + ec.message()});
   }

@@ -72,6 +72,7 @@ enum class Cause {
   ping_timeout,
   close_timeout,
   shutdown,
+  fd_limit,  // the daemon is out of file descriptors (EMFILE/ENFILE)
 };
 const char* to_string(Cause cause);
 

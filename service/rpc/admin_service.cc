@@ -3,14 +3,22 @@
 namespace wsgate::rpc {
 
 AdminService::AdminService(SessionRegistry& registry,
-                           std::function<std::uint64_t()> protocol_handles)
-    : registry_(registry), protocol_handles_(std::move(protocol_handles)) {}
+                           std::function<std::uint64_t()> protocol_handles, Authorize authorize)
+    : registry_(registry),
+      protocol_handles_(std::move(protocol_handles)),
+      authorize_(std::move(authorize)) {}
 
 grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext* context,
                                                      const wsgate::v1::ListSessionsRequest*,
                                                      wsgate::v1::ListSessionsResponse* response) {
-  for (auto& info : registry_.list()) *response->add_sessions() = std::move(info);
   auto* reactor = context->DefaultReactor();
+  if (authorize_) {
+    if (grpc::Status denied = authorize_(*context); !denied.ok()) {
+      reactor->Finish(denied);
+      return reactor;
+    }
+  }
+  for (auto& info : registry_.list()) *response->add_sessions() = std::move(info);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -18,9 +26,15 @@ grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* context,
                                                  const wsgate::v1::GetStatsRequest*,
                                                  wsgate::v1::GetStatsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (authorize_) {
+    if (grpc::Status denied = authorize_(*context); !denied.ok()) {
+      reactor->Finish(denied);
+      return reactor;
+    }
+  }
   *response = registry_.stats();
   if (protocol_handles_) response->set_protocol_handles(protocol_handles_());
-  auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

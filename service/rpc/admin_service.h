@@ -1,6 +1,7 @@
 // The Admin service: sessions and stats, read from the SessionRegistry.
 // Lifetime: owned by the Server; the registry and ProtocolComponent service must outlive it.
-// Thread safety: stateless apart from those references; safe from any gRPC thread.
+// Thread safety: stateless apart from those references; safe from any gRPC thread (so must
+// `authorize` be).
 #pragma once
 
 #include <functional>
@@ -12,8 +13,12 @@ namespace wsgate::rpc {
 
 class AdminService final : public wsgate::v1::Admin::CallbackService {
  public:
-  // `protocol_handles` reports how many ProtocolComponent handles exist (for stats).
-  AdminService(SessionRegistry& registry, std::function<std::uint64_t()> protocol_handles);
+  // Decides whether a caller may use Admin (OK, or the status to refuse with).
+  using Authorize = std::function<grpc::Status(const grpc::CallbackServerContext&)>;
+  // `protocol_handles` reports how many ProtocolComponent handles exist (for stats);
+  // `authorize` (empty: everyone) runs before each RPC, on the gRPC thread.
+  AdminService(SessionRegistry& registry, std::function<std::uint64_t()> protocol_handles,
+               Authorize authorize = {});
 
   grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
                                          const wsgate::v1::ListSessionsRequest* request,
@@ -25,6 +30,7 @@ class AdminService final : public wsgate::v1::Admin::CallbackService {
  private:
   SessionRegistry& registry_;
   std::function<std::uint64_t()> protocol_handles_;
+  Authorize authorize_;
 };
 
 }  // namespace wsgate::rpc

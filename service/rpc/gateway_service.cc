@@ -39,6 +39,7 @@ grpc::StatusCode status_code_for(const net::Failure& f) {
     case net::Cause::protocol_violation:
       return grpc::StatusCode::DATA_LOSS;
     case net::Cause::message_too_big:
+    case net::Cause::fd_limit:
       return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case net::Cause::none:
     case net::Cause::dns_failure:
@@ -383,6 +384,12 @@ class GatewaySession final
                     open.url());
     }
 
+    if (defaults_.fd_budget) {
+      if (std::string why = defaults_.fd_budget->admit_session(); !why.empty()) {
+        registry_.count_failure("fd_limit");
+        return reject(grpc::StatusCode::RESOURCE_EXHAUSTED, "fd_limit", why);
+      }
+    }
     std::string id;
     switch (registry_.admit(options.url.host, &id)) {
       case SessionRegistry::Admission::admitted: break;

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "service/net/destination_policy.h"
+#include "service/rpc/fd_budget.h"
 #include "service/rpc/session_registry.h"
 #include "wsgate/v1/gateway.grpc.pb.h"
 
@@ -45,6 +46,8 @@ struct GatewayDefaults {
   std::uint32_t max_header_bytes = 16384;
   std::string default_ca_file;
   bool allow_client_file_paths = false;
+  // Refuses new sessions (RESOURCE_EXHAUSTED, cause fd_limit) when fds run short; null: never.
+  std::shared_ptr<FdBudget> fd_budget;
 };
 
 class GatewayService final : public wsgate::v1::Gateway::CallbackService {

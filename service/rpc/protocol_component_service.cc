@@ -70,19 +70,6 @@ namespace {
 
 // --- identity --------------------------------------------------------------------------------
 
-std::string owner_key(const grpc::CallbackServerContext& context) {
-  std::string key = context.peer();
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find(ProtocolComponentService::kClientIdMetadata);
-  if (it == metadata.end()) {
-    key += "\n-";
-  } else {
-    key += "\n+";
-    key.append(it->second.data(), it->second.size());
-  }
-  return key;
-}
-
 // A CSPRNG value, never 0; nullopt if the CSPRNG fails.
 std::optional<std::uint64_t> random_id() {
   for (;;) {
@@ -221,8 +208,20 @@ std::size_t ProtocolComponentService::handle_count() const {
 
 ProtocolComponentService::Caller ProtocolComponentService::caller(
     const grpc::CallbackServerContext& context) const {
-  if (caller_of_) return caller_of_(context);
-  std::string key = owner_key(context);
+  return caller_of_ ? caller_of_(context) : default_caller(context);
+}
+
+ProtocolComponentService::Caller ProtocolComponentService::default_caller(
+    const grpc::CallbackServerContext& context) {
+  std::string key = context.peer();
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kClientIdMetadata);
+  if (it == metadata.end()) {
+    key += "\n-";
+  } else {
+    key += "\n+";
+    key.append(it->second.data(), it->second.size());
+  }
   return {key, key};
 }
 

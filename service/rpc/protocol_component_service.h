@@ -123,6 +123,8 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   // Called on gRPC's threads, for every RPC that names or creates a handle. Empty: the default
   // rule (peer + "wsgate-client-id" as owner, quota_key = owner).
   using CallerOf = std::function<Caller(const grpc::CallbackServerContext&)>;
+  // The default rule, for a CallerOf that knows only some of its peers.
+  static Caller default_caller(const grpc::CallbackServerContext& context);
 
   // The clock of the idle lease; empty: std::chrono::steady_clock::now (tests pass a fake one).
   using Clock = std::function<std::chrono::steady_clock::time_point()>;

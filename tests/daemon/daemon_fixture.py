@@ -113,8 +113,10 @@ class Daemon:
         "timeouts": {"drain_ms": 8000, "close_ms": 3000},
     }
 
-    def __init__(self, config=None, log_level=None):
+    def __init__(self, config=None, log_level=None, preexec_fn=None):
+        """preexec_fn: run in the child before exec (e.g. to set a resource limit)."""
         self.config = _merge(self.DEFAULTS, config)
+        self.preexec_fn = preexec_fn
         if log_level:
             self.config["log"]["level"] = log_level
         self.dir = tempfile.mkdtemp(prefix="wsgd-")
@@ -133,7 +135,8 @@ class Daemon:
         self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [WSGATED, "--config", self.config_path, "--socket", self.socket_path],
-            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn)
         try:
             wait_for(self._socket_accepts, START_TIMEOUT, what="wsgated's socket")
             self.channel = grpc.insecure_channel(

@@ -3,17 +3,22 @@ the daemon's engine talk to each other through GetAction/CompleteAction, the tes
 bytes between them (the websocket.h action loop, remotely). Also the daemon's bounds on queued
 operations per handle and on handles per client."""
 import os
+import shutil
+import subprocess
 import unittest
 
 import grpc
 
-from daemon_fixture import (DaemonTestCase, admin_pb2, common_pb2, protocol_component_pb2 as pc,
-                            protocol_component_pb2_grpc, rpc_error_detail)
+from daemon_fixture import (PROTO_PYTHON, DaemonTestCase, admin_pb2, common_pb2,
+                            protocol_component_pb2 as pc, protocol_component_pb2_grpc,
+                            rpc_error_detail)
 
 E_INVALIDARG = 0x80070057
 E_INVALID_OPERATION = 0x80000050
 E_OUTOFMEMORY = 0x8007000E
 CLIENT_ID = "daemon-test-client"
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv")
 
 
 def header(name, value):
@@ -212,6 +217,14 @@ class ProtocolComponentCase(DaemonTestCase):
     def protocol_handles(self):
         return self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5).protocol_handles
 
+    def other_connection(self):
+        """A unix connection of its own: on the unix socket a handle belongs to the connection
+        that created it, whatever wsgate-client-id a caller declares (test_peer_identity.py)."""
+        channel = grpc.insecure_channel("unix:" + self.daemon.socket_path,
+                                        options=[("grpc.use_local_subchannel_pool", 1)])
+        self.addCleanup(channel.close)
+        return channel
+
 
 class ProtocolComponentTest(ProtocolComponentCase):
     def test_full_exchange(self):
@@ -348,12 +361,13 @@ class ProtocolComponentTest(ProtocolComponentCase):
 
     def test_foreign_handle_is_not_found(self):
         h = self.create(False)
-        for other in (Api(self.daemon.channel, "another-client"), Api(self.daemon.channel, None)):
+        channel = self.other_connection()
+        for other in (Api(channel, "another-client"), Api(channel, CLIENT_ID), Api(channel, None)):
             self.expect_not_found(other, h)
         # The owner's handle is untouched by the others' DeleteHandle.
         self.api.BeginClientHandshake(pc.BeginClientHandshakeRequest(handle=h))
         # And handles of another caller are not ours.
-        other = Api(self.daemon.channel, "another-client")
+        other = Api(channel, "another-client")
         theirs = other.create(True)
         try:
             self.expect_not_found(self.api, theirs)
@@ -418,7 +432,8 @@ class ProtocolComponentBoundsTest(ProtocolComponentCase):
     QUOTA = 3
     CONFIG = {"limits": {"max_protocol_queued_bytes": QUEUED_BYTES,
                          "max_protocol_pending_operations": PENDING,
-                         "max_protocol_handles_per_client": QUOTA}}
+                         "max_protocol_handles_per_client": QUOTA},
+              "listen": {"unix_socket_mode": 0o666}}  # create_as: another uid connects
 
     def expect_exhausted(self, call, cause):
         _, detail = self.expect_error(call, grpc.StatusCode.RESOURCE_EXHAUSTED, "E_OUTOFMEMORY",
@@ -459,19 +474,44 @@ class ProtocolComponentBoundsTest(ProtocolComponentCase):
     def test_handle_quota_per_client(self):
         mine = [self.create(i % 2 == 0) for i in range(self.QUOTA)]
         self.expect_exhausted(lambda: self.api.create(True), "handle_quota")
-        # Another client is not locked out.
-        other = Api(self.daemon.channel, "another-client")
-        theirs = [other.create(False)]
-        try:
-            theirs.append(other.create(True))
-        finally:
-            for h in theirs:
-                other.delete(h)
+        # The quota is the caller's uid's (SO_PEERCRED): a new connection does not dodge it...
+        same_uid = Api(self.other_connection(), "another-client")
+        self.expect_exhausted(lambda: same_uid.create(True), "handle_quota")
+        # ...and another uid is not locked out.
+        if SETPRIV and os.geteuid() == 0:
+            self.assertEqual(self.create_as(NOBODY, 2), ["OK", "OK"])
         # Deleting one of ours gives our slot back.
         self.api.delete(mine[0])
         self.handles.remove(mine[0])
         self.create(False)
         self.expect_exhausted(lambda: self.api.create(False), "handle_quota")
+
+    def create_as(self, uid, count):
+        """Creates and deletes `count` handles from a client process running as `uid`; one line
+        per handle: 'OK' or the status code's name."""
+        os.chmod(self.daemon.dir, 0o755)  # the socket itself is 0666 (CONFIG)
+        script = (
+            "import sys, grpc\n"
+            "sys.path.insert(0, %r)\n"
+            "from wsgate.v1 import protocol_component_pb2 as pc, protocol_component_pb2_grpc\n"
+            "stub = protocol_component_pb2_grpc.ProtocolComponentStub(\n"
+            "    grpc.insecure_channel('unix:' + %r))\n"
+            "handles = []\n"
+            "for _ in range(%d):\n"
+            "    try:\n"
+            "        handles.append(stub.CreateServerHandle(pc.CreateHandleRequest(),\n"
+            "                                               timeout=10).handle)\n"
+            "        print('OK')\n"
+            "    except grpc.RpcError as e:\n"
+            "        print(e.code().name)\n"
+            "for h in handles:\n"
+            "    stub.DeleteHandle(pc.HandleRequest(handle=h), timeout=10)\n"
+        ) % (PROTO_PYTHON, self.daemon.socket_path, count)
+        r = subprocess.run([SETPRIV, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
+                            "/usr/bin/python3", "-c", script],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.splitlines()
 
 
 if __name__ == "__main__":

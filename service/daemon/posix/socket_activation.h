@@ -3,24 +3,13 @@
 // listen.unix_socket.
 //
 // gRPC 1.51 (Debian bookworm) cannot adopt a *listening* fd: ServerBuilder only binds addresses
-// itself. It can adopt a *connected* fd (grpc::AddInsecureChannelFromFd, grpc/server_posix.h).
-// So InheritedListener accepts on the inherited socket with Asio and hands each connection to
-// the grpc::Server. Each such connection is served like one accepted by gRPC's own listener
-// (same services, limits and health), but gRPC's per-listener options do not apply to it.
+// itself. The daemon accepts on the inherited socket with the same UnixListener it uses for a
+// socket it binds itself (posix/unix_listener.h).
 //
-// Lifetime: InheritedListener is owned by Server, started after grpc::Server::BuildAndStart,
-// closed when the drain begins, destroyed before the io_context.
-// Thread safety: close() from any thread (it posts to the io_context).
+// Thread safety: call take_inherited_unix_socket() once, from the main thread.
 #pragma once
 
-#include <asio/io_context.hpp>
-#include <asio/local/stream_protocol.hpp>
-#include <atomic>
 #include <string>
-
-namespace grpc {
-class Server;
-}
 
 namespace wsgate::daemon::posix {
 
@@ -34,19 +23,5 @@ struct InheritedSocket {
 // exactly one fd, which must be a listening AF_UNIX SOCK_STREAM socket bound to a path.
 // Without libsystemd: always {fd = -1}.
 InheritedSocket take_inherited_unix_socket();
-
-class InheritedListener {
- public:
-  InheritedListener(asio::io_context& io, int fd, grpc::Server& server);
-  void start();
-  void close();
-
- private:
-  void accept_next();
-
-  asio::local::stream_protocol::acceptor acceptor_;
-  grpc::Server& server_;
-  std::atomic<bool> closed_{false};
-};
 
 }  // namespace wsgate::daemon::posix

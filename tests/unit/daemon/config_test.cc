@@ -40,6 +40,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.timeouts.handshake_ms, b.timeouts.handshake_ms);
   EXPECT_EQ(a.timeouts.close_ms, b.timeouts.close_ms);
   EXPECT_EQ(a.timeouts.drain_ms, b.timeouts.drain_ms);
+  EXPECT_EQ(a.admin.allow_uids, b.admin.allow_uids);
+  EXPECT_EQ(a.admin.allow_gids, b.admin.allow_gids);
   EXPECT_EQ(a.limits.max_sessions, b.limits.max_sessions);
   EXPECT_EQ(a.limits.max_sessions_per_host, b.limits.max_sessions_per_host);
   EXPECT_EQ(a.limits.max_message_bytes, b.limits.max_message_bytes);
@@ -484,6 +486,40 @@ TEST(ConfigValidate, CrossFieldAndPerKeyRules) {
   EXPECT_THAT(validate(c), HasSubstr("policy.allow_cidrs[1]: "));
 }
 
+TEST(ConfigWarnings, DrainBelowCloseIsFlagged) {
+  Config c;
+  EXPECT_TRUE(warnings(c).empty());
+  c.timeouts.close_ms = 5000;
+  c.timeouts.drain_ms = 5000;
+  EXPECT_TRUE(warnings(c).empty());
+  c.timeouts.drain_ms = 4999;
+  ASSERT_EQ(warnings(c).size(), 1u);
+  EXPECT_THAT(warnings(c)[0], HasSubstr("timeouts.drain_ms: 4999 is below timeouts.close_ms (5000)"));
+  EXPECT_EQ(validate(c), "");  // a warning, not an error: a short drain can be deliberate
+}
+
+// ---- [admin] -------------------------------------------------------------------------------------
+
+TEST(ConfigAdmin, AllowListsOfIds) {
+  Config c = parse_ok("[admin]\nallow_uids = [0, 1000, 4294967294]\nallow_gids = [27]\n");
+  EXPECT_EQ(c.admin.allow_uids, (std::vector<std::uint32_t>{0, 1000, 4294967294u}));
+  EXPECT_EQ(c.admin.allow_gids, std::vector<std::uint32_t>{27});
+  EXPECT_TRUE(Config{}.admin.allow_uids.empty());
+  EXPECT_TRUE(Config{}.admin.allow_gids.empty());
+}
+
+TEST(ConfigAdmin, BoundsAndTypes) {
+  EXPECT_THAT(parse_error("[admin]\nallow_uids = [4294967295]\n"),
+              HasSubstr("admin.allow_uids[0]: 4294967295 is out of range (at most 4294967294) (line 2)"));
+  EXPECT_THAT(parse_error("[admin]\nallow_gids = [1, -1]\n"),
+              HasSubstr("admin.allow_gids[1]: expected an integer from 0 to 4294967294, got -1"));
+  EXPECT_THAT(parse_error("[admin]\nallow_uids = [\"root\"]\n"),
+              HasSubstr("admin.allow_uids[0]: expected an integer from 0 to 4294967294, got a string"));
+  EXPECT_THAT(parse_error("[admin]\nallow_uids = 0\n"),
+              HasSubstr("admin.allow_uids: expected an array of integers (uids or gids), got an integer"));
+  EXPECT_THAT(parse_error("[admin]\nallow_users = [0]\n"), HasSubstr("admin.allow_users: unknown key"));
+}
+
 // ---- the example file ---------------------------------------------------------------------------
 
 TEST(ConfigExample, ParsesValidatesAndStatesTheDefaults) {
@@ -505,7 +541,7 @@ TEST(ConfigExample, NamesEveryKey) {
         "max_protocol_memory_bytes =", "max_protocol_idle_ms =", "max_grpc_message_bytes =", "[pool]",
         "keepalive_interval_ms =", "ping_timeout_ms =", "idle_timeout_ms =", "[policy]", "allow_hosts =",
         "deny_hosts =", "allow_cidrs =", "deny_cidrs =", "allow_ports =", "[tls]", "ca_file =",
-        "allow_client_file_paths ="}) {
+        "allow_client_file_paths =", "[admin]", "allow_uids =", "allow_gids ="}) {
     EXPECT_NE(text.find(std::string("\n") + key), std::string::npos) << key;
   }
 }
