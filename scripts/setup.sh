@@ -65,7 +65,7 @@ case "$mode" in
     ;;
   fuzz)
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DWSGATE_FUZZ=ON -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_TESTS=OFF -DWSGATE_BUILD_DAEMON=OFF \
+      -DWSGATE_FUZZ=ON -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_TESTS=OFF -DWSGATE_BUILD_DAEMON=ON \
       "${launcher[@]}" >/dev/null
     cmake --build build-fuzz -j"$jobs"
     ;;
