@@ -101,8 +101,7 @@ std::shared_ptr<UpstreamConnection> UpstreamConnection::create(
 
 UpstreamConnection::UpstreamConnection(asio::io_context& io, ConnectOptions options,
                                        std::shared_ptr<ConnectionObserver> observer)
-    : io_(io),
-      strand_(asio::make_strand(io)),
+    : strand_(asio::make_strand(io)),
       options_(std::move(options)),
       observer_(std::move(observer)),
       resolver_(strand_),

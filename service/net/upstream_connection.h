@@ -237,7 +237,6 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void async_read_some(asio::mutable_buffer buffer, Handler&& handler);
   void close_socket();
 
-  asio::io_context& io_;
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
   std::shared_ptr<ConnectionObserver> observer_;
