@@ -65,6 +65,9 @@ Client::Client(ClientOptions options) : core_(std::make_shared<detail::ClientCor
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(core_->options.max_message_bytes);
   args.SetMaxSendMessageSize(core_->options.max_message_bytes);
+  // A connection of its own: on the unix socket the daemon scopes ProtocolComponent handles to
+  // the caller's connection, and gRPC would otherwise share one between Clients of one target.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   core_->channel =
       grpc::CreateCustomChannel(core_->address, grpc::InsecureChannelCredentials(), args);
 }

@@ -245,6 +245,18 @@ std::string check_keepalive(std::uint32_t ms) {
 
 std::string check_positive(std::uint64_t v) { return v > 0 ? std::string() : "must be greater than 0"; }
 
+// Gateway hardening keys: bounds of limits.max_request_headers, max_request_header_bytes and
+// memory_budget_bytes.
+constexpr std::uint64_t kMaxRequestHeaders = 1000;
+constexpr std::uint64_t kMaxRequestHeaderBytes = 1u << 20;
+constexpr std::uint64_t kMinMemoryBudgetBytes = 1u << 20;
+constexpr std::uint64_t kMaxMemoryBudgetBytes = std::uint64_t{1} << 62;
+std::string check_range(std::uint64_t v, std::uint64_t min, std::uint64_t max) {
+  if (v >= min && v <= max) return {};
+  return "must be from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
+         std::to_string(v);
+}
+
 std::string check_io_threads(std::uint32_t v) {
   if (v >= 1 && v <= kMaxIoThreads) return {};
   return "must be from 1 to " + std::to_string(kMaxIoThreads) + ", got " + std::to_string(v);
@@ -494,6 +506,20 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                      w.unsigned_field(n, key, &c.limits.max_grpc_message_bytes, 1);
                      w.check(n, key, check_grpc_message_bytes(c.limits.max_grpc_message_bytes));
                    }},
+                  {"max_request_headers",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.limits.max_request_headers, 1, kMaxRequestHeaders);
+                   }},
+                  {"max_request_header_bytes",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.limits.max_request_header_bytes, 1,
+                                      kMaxRequestHeaderBytes);
+                   }},
+                  {"memory_budget_bytes",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.limits.memory_budget_bytes, kMinMemoryBudgetBytes,
+                                      kMaxMemoryBudgetBytes);
+                   }},
               }),
       section("pool",
               {
@@ -628,6 +654,11 @@ std::string validate(const Config& c) {
   add("limits.max_protocol_pending_operations", check_positive(c.limits.max_protocol_pending_operations));
   add("limits.max_protocol_memory_bytes", check_positive(c.limits.max_protocol_memory_bytes));
   add("limits.max_grpc_message_bytes", check_grpc_message_bytes(c.limits.max_grpc_message_bytes));
+  add("limits.max_request_headers", check_range(c.limits.max_request_headers, 1, kMaxRequestHeaders));
+  add("limits.max_request_header_bytes",
+      check_range(c.limits.max_request_header_bytes, 1, kMaxRequestHeaderBytes));
+  add("limits.memory_budget_bytes",
+      check_range(c.limits.memory_budget_bytes, kMinMemoryBudgetBytes, kMaxMemoryBudgetBytes));
   if (c.limits.max_message_bytes > c.limits.max_message_bytes_ceiling) {
     add("limits.max_message_bytes",
         std::to_string(c.limits.max_message_bytes) + " is above limits.max_message_bytes_ceiling (" +

@@ -49,6 +49,12 @@ struct LimitConfig {
   std::uint64_t max_protocol_memory_bytes = 256u << 20;    // all handles together
   std::uint32_t max_protocol_idle_ms = 0;  // >0: delete handles no RPC named this long; 0: off
   std::uint32_t max_grpc_message_bytes = 68u << 20;
+  // Gateway hardening: the upgrade request a client may ask for (extra headers; bytes of the
+  // extra headers, subprotocols and extensions), and the payload bytes all sessions together may
+  // hold in memory (see docs/configuration.md for the default's rationale).
+  std::uint32_t max_request_headers = 64;
+  std::uint32_t max_request_header_bytes = 16384;
+  std::uint64_t memory_budget_bytes = 256u << 20;
 };
 
 struct PoolConfig {

@@ -203,6 +203,9 @@ std::string Server::start() {
   defaults.max_message_bytes_ceiling = config_.limits.max_message_bytes_ceiling;
   defaults.max_queued_bytes = config_.limits.max_queued_bytes;
   defaults.max_header_bytes = config_.limits.max_header_bytes;
+  defaults.max_request_headers = config_.limits.max_request_headers;
+  defaults.max_request_header_bytes = config_.limits.max_request_header_bytes;
+  defaults.memory_budget_bytes = config_.limits.memory_budget_bytes;
   defaults.default_ca_file = config_.tls.ca_file;
   defaults.allow_client_file_paths = config_.tls.allow_client_file_paths;
   defaults.fd_budget = fd_budget_;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 
 #include "service/net/http_response.h"
+#include "service/net/quote.h"
 #include "service/ws/handshake.h"
 
 namespace wsgate::net {
@@ -79,6 +81,10 @@ const char* to_string(Cause cause) {
     case Cause::handshake_rejected: return "handshake_rejected";
     case Cause::protocol_violation: return "protocol_violation";
     case Cause::message_too_big: return "message_too_big";
+    case Cause::memory_budget: return "memory_budget";
+    case Cause::session_limit: return "session_limit";
+    case Cause::tls_version_mismatch: return "tls_version_mismatch";
+    case Cause::connection_lost: return "connection_lost";
     case Cause::ping_timeout: return "ping_timeout";
     case Cause::close_timeout: return "close_timeout";
     case Cause::shutdown: return "shutdown";
@@ -87,18 +93,26 @@ const char* to_string(Cause cause) {
   return "unknown";
 }
 
-std::string validate_extra_headers(const Headers& headers) {
+HeaderProblem check_extra_header(std::string_view name, std::string_view value) {
   static constexpr std::string_view kReserved[] = {
       "host", "connection", "upgrade", "content-length", "transfer-encoding"};
+  if (!ws::is_token(name)) return {quote(name) + " is not an HTTP token", true};
+  for (std::string_view reserved : kReserved) {
+    if (ws::iequals(name, reserved)) return {quote(name) + " is set by the gateway", true};
+  }
+  if (name.size() >= 14 && ws::iequals(name.substr(0, 14), "sec-websocket-")) {
+    return {quote(name) + " is set by the gateway (the handshake owns Sec-WebSocket-*)", true};
+  }
+  if (!ws::is_safe_header_value(value)) {
+    return {"the value of " + quote(name) + " has CR, LF or NUL", false};
+  }
+  return {};
+}
+
+std::string validate_extra_headers(const Headers& headers) {
   for (const auto& [name, value] : headers) {
-    if (!ws::is_token(name)) return "header name \"" + name + "\" is not an HTTP token";
-    if (!ws::is_safe_header_value(value)) return "header " + name + " has CR, LF or NUL in its value";
-    for (std::string_view reserved : kReserved) {
-      if (ws::iequals(name, reserved)) return "header " + name + " is set by the gateway";
-    }
-    if (name.size() >= 14 && ws::iequals(std::string_view(name).substr(0, 14), "sec-websocket-")) {
-      return "header " + name + " is set by the gateway";
-    }
+    HeaderProblem p = check_extra_header(name, value);
+    if (!p.message.empty()) return "header " + p.message;
   }
   return "";
 }
@@ -111,14 +125,14 @@ std::shared_ptr<UpstreamConnection> UpstreamConnection::create(
 
 UpstreamConnection::UpstreamConnection(asio::io_context& io, ConnectOptions options,
                                        std::shared_ptr<ConnectionObserver> observer)
-    : io_(io),
-      strand_(asio::make_strand(io)),
+    : strand_(asio::make_strand(io)),
       options_(std::move(options)),
       observer_(std::move(observer)),
       resolver_(strand_),
       socket_(strand_),
       phase_timer_(strand_),
-      keepalive_timer_(strand_) {}
+      keepalive_timer_(strand_),
+      message_charge_(options_.budget) {}
 
 UpstreamConnection::~UpstreamConnection() = default;
 
@@ -187,12 +201,13 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
   }
   asio::async_connect(socket_, allowed,
                       [self = shared_from_this()](const asio::error_code& error,
-                                                  const asio::ip::tcp::endpoint&) {
-                        self->on_connected(error);
+                                                  const asio::ip::tcp::endpoint& endpoint) {
+                        self->on_connected(error, endpoint);
                       });
 }
 
-void UpstreamConnection::on_connected(const asio::error_code& ec) {
+void UpstreamConnection::on_connected(const asio::error_code& ec,
+                                      const asio::ip::tcp::endpoint& endpoint) {
   if (phase_ != Phase::connecting) return;
   if (ec) {
     // operation_aborted here is not ours (fail() ends the connect phase before it closes the
@@ -202,6 +217,10 @@ void UpstreamConnection::on_connected(const asio::error_code& ec) {
                                                               : Cause::network_error;
     return fail({cause, "cannot connect to " + options_.url.host + ":" +
                             std::to_string(options_.url.port) + ": " + ec.message()});
+  }
+  if (options_.admit_address) {
+    std::string refused = options_.admit_address(endpoint.address());
+    if (!refused.empty()) return fail({Cause::session_limit, std::move(refused)});
   }
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
@@ -221,9 +240,13 @@ void UpstreamConnection::on_connected(const asio::error_code& ec) {
 }
 
 void UpstreamConnection::start_tls() {
-  TlsContextResult made = make_tls_context(options_.tls, options_.default_ca_file);
-  if (!made.context) return fail({Cause::tls_error, made.error});
-  tls_context_ = made.context;
+  if (options_.tls_context) {
+    tls_context_ = options_.tls_context;
+  } else {
+    TlsContextResult made = make_tls_context(options_.tls, options_.default_ca_file);
+    if (!made.context) return fail({Cause::tls_error, made.error});
+    tls_context_ = made.context;
+  }
   tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
   SSL* ssl = tls_->native_handle();
   const std::string& name =
@@ -241,19 +264,55 @@ void UpstreamConnection::start_tls() {
   tls_->async_handshake(asio::ssl::stream_base::client,
                         [self = shared_from_this()](const asio::error_code& ec) {
                           if (self->phase_ != Phase::handshaking) return;
-                          if (ec) {
-                            std::string why = ec.message();
-                            const long verify = SSL_get_verify_result(self->tls_->native_handle());
-                            if (verify != X509_V_OK) {
-                              why = std::string("certificate verification failed: ") +
-                                    X509_verify_cert_error_string(verify);
-                            }
-                            return self->fail({Cause::tls_handshake_failed,
-                                               "TLS handshake with " + self->options_.url.host +
-                                                   " failed: " + why});
-                          }
+                          if (ec) return self->on_tls_handshake_error(ec);
                           self->send_upgrade_request();
                         });
+}
+
+void UpstreamConnection::on_tls_handshake_error(const asio::error_code& ec) {
+  const std::string& host = options_.url.host;
+  const long verify = SSL_get_verify_result(tls_->native_handle());
+  if (verify != X509_V_OK) {
+    return fail({Cause::tls_handshake_failed,
+                 "TLS handshake with " + host + " failed: certificate verification failed: " +
+                     X509_verify_cert_error_string(verify)});
+  }
+  // No common protocol version: OpenSSL says so with one of these reasons, or (when the peer
+  // just hangs up on a ClientHello it cannot serve) the stream ends before any ServerHello.
+  // "stream truncated" alone does not tell the client what to change, so name the versions.
+  const char* minimum =
+      options_.tls.min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
+  bool version = false;
+  if (ec.category() == asio::error::get_ssl_category()) {
+    switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+      case SSL_R_UNSUPPORTED_PROTOCOL:
+      case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+      case SSL_R_NO_PROTOCOLS_AVAILABLE:
+      case SSL_R_VERSION_TOO_LOW:
+      case SSL_R_VERSION_TOO_HIGH:
+        version = true;
+        break;
+      default:
+        break;
+    }
+  }
+  if (version) {
+    return fail({Cause::tls_version_mismatch,
+                 "TLS handshake with " + host + " failed: no TLS protocol version in common (" +
+                     ec.message() + "): the gateway offers " + minimum +
+                     " or later (open.tls.min_version) and the server does not accept it"});
+  }
+  std::string why = ec.message();
+  SSL* ssl = tls_->native_handle();
+  if (ec == asio::ssl::error::stream_truncated && SSL_get_rbio(ssl) != nullptr &&
+      BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+    // Not a byte came back for our ClientHello. A server with no TLS version in common often
+    // just hangs up like this instead of sending an alert, so say which versions we offered.
+    why = "the server closed the connection without answering the TLS ClientHello (" + why +
+          "), as a server does that accepts no TLS version the gateway offers: " + minimum +
+          " or later (open.tls.min_version)";
+  }
+  fail({Cause::tls_handshake_failed, "TLS handshake with " + host + " failed: " + why});
 }
 
 void UpstreamConnection::send_upgrade_request() {
@@ -374,9 +433,17 @@ void UpstreamConnection::on_upgrade_response() {
   pump();
 }
 
+void UpstreamConnection::release_charges() {
+  // The bytes stay allocated until the connection is destroyed (the engine may still point into
+  // queued_), which follows shortly; the budget is given back now.
+  message_charge_.reset();
+  for (OutgoingMessage& m : queued_) m.charge.reset();
+}
+
 void UpstreamConnection::fail(Failure failure) {
   if (phase_ == Phase::done) return;
   phase_ = Phase::done;
+  release_charges();
   phase_timer_.cancel();
   keepalive_timer_.cancel();
   resolver_.cancel();
@@ -546,15 +613,18 @@ void UpstreamConnection::release_written() {
     CloseInfo info = std::move(*pending_close_);
     finish(std::move(info));
   } else if (done.kind == OutgoingMessage::Kind::close && pending_close_ &&
-             pending_close_->failure &&
-             pending_close_->failure->cause == Cause::protocol_violation) {
-    // After a peer violation nothing more is parsed: our close is the last word.
+             (receive_abandoned_ || (pending_close_->failure &&
+                                     pending_close_->failure->cause ==
+                                         Cause::protocol_violation))) {
+    // After a peer violation, or a message too big to read on, nothing more is parsed: our
+    // close is the last word.
     CloseInfo info = std::move(*pending_close_);
     finish(std::move(info));
   }
 }
 
 bool UpstreamConnection::pump_receive_once() {
+  if (receive_abandoned_) return false;
   if (!receive_queued_ && !reading_paused_ && !close_received_) {
     if (engine_->receive(nullptr, nullptr) == ws::Result::ok) receive_queued_ = true;
   }
@@ -571,6 +641,17 @@ bool UpstreamConnection::pump_receive_once() {
   }
   switch (action) {
     case ws::Action::receive_from_network: {
+      // A data frame whose header declares more than the message may still take is refused
+      // now: waiting for its payload would let a peer hold the session with bytes that can
+      // never be accepted.
+      const std::uint64_t declared = engine_->receive_frame_remaining();
+      const std::uint64_t room =
+          options_.max_message_bytes - std::min(message_size_, options_.max_message_bytes);
+      if (declared > room) {
+        // The read action stays outstanding and is never completed: nothing more is read.
+        on_message_too_big();
+        return false;
+      }
       const std::size_t leftover = response_buffer_.size() - leftover_offset_;
       if (leftover != 0) {
         const std::size_t n = std::min<std::size_t>(leftover, buffers[0].data.length);
@@ -668,31 +749,57 @@ void UpstreamConnection::on_indication(ws::BufferType type, const ws::Buffer& bu
   const bool text = ws::is_text_type(type);
   const bool final = !ws::is_fragment_type(type);
   if (message_.empty()) message_text_ = text;
-  if (message_.size() + buffer.data.length > options_.max_message_bytes) {
-    message_.clear();
-    Failure failure{Cause::message_too_big,
-                    "a message from the server exceeds max_message_bytes (" +
-                        std::to_string(options_.max_message_bytes) + ")"};
-    if (!close_sent_) {
-      send_close(1009, "message too big",
-                 CloseInfo{1009, "message too big", Initiator::gateway, false, failure},
-                 /*unanswered_is_failure=*/false);
-    }
-    return;
+  if (message_size_ + buffer.data.length > options_.max_message_bytes) {
+    return on_message_too_big();
+  }
+  // Counted as it streams in, chunk by chunk, not once it is whole.
+  if (!message_charge_.grow(buffer.data.length, message_size_ + buffer.data.length)) {
+    const MemoryBudget& budget = *options_.budget;
+    return abandon_receive(
+        1013, "try again later",
+        Failure{Cause::memory_budget,
+                "a message from the server does not fit the daemon's memory budget "
+                "(limits.memory_budget_bytes = " + std::to_string(budget.limit()) + ", " +
+                    std::to_string(budget.used()) + " bytes in use by all sessions)"});
   }
   message_.append(reinterpret_cast<const char*>(buffer.data.buffer), buffer.data.length);
+  message_size_ += buffer.data.length;
   counters_.bytes_received += buffer.data.length;
   touch_data();
-  if (options_.stream_fragments) {
-    if (final) ++counters_.messages_received;
-    observer_->on_message(message_text_, std::move(message_), final);
-    message_.clear();
-    return;
+  if (final) message_size_ = 0;
+  if (!options_.stream_fragments && !final) return;
+  if (final) ++counters_.messages_received;
+  BudgetCharge charge = std::move(message_charge_);
+  message_charge_ = BudgetCharge(options_.budget);
+  observer_->on_message(message_text_, std::move(message_), final, std::move(charge));
+  message_.clear();
+}
+
+void UpstreamConnection::on_message_too_big() {
+  abandon_receive(1009, "message too big",
+                  Failure{Cause::message_too_big,
+                          "a message from the server exceeds max_message_bytes (" +
+                              std::to_string(options_.max_message_bytes) + ")"});
+}
+
+void UpstreamConnection::abandon_receive(std::uint16_t code, const std::string& reason,
+                                         Failure failure) {
+  message_.clear();
+  message_size_ = 0;
+  message_charge_.reset();
+  receive_abandoned_ = true;
+  if (close_sent_) {
+    // Our close is out already; its answer would come after the frame nobody will read.
+    CloseInfo info = pending_close_.value_or(CloseInfo{});
+    info.clean = false;
+    return finish(std::move(info));
   }
-  if (final) {
-    ++counters_.messages_received;
-    observer_->on_message(message_text_, std::move(message_), true);
-    message_.clear();
+  send_close(code, reason, CloseInfo{code, reason, Initiator::gateway, false, std::move(failure)},
+             /*unanswered_is_failure=*/false);
+  // The receive side is stopped, so the close must go out now (as after a violation).
+  if (!send_busy_) {
+    while (phase_ != Phase::done && !send_busy_ && pump_send_once()) {
+    }
   }
 }
 
@@ -750,6 +857,7 @@ void UpstreamConnection::send_close(std::uint16_t code, const std::string& reaso
 void UpstreamConnection::finish(CloseInfo info) {
   if (phase_ == Phase::done) return;
   phase_ = Phase::done;
+  release_charges();
   phase_timer_.cancel();
   keepalive_timer_.cancel();
   close_socket();

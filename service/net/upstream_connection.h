@@ -21,10 +21,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "service/net/destination_policy.h"
+#include "service/net/memory_budget.h"
 #include "service/net/tls_context.h"
 #include "service/net/url.h"
 #include "service/ws/protocol_handle.h"
@@ -40,6 +42,9 @@ struct ConnectOptions {
   Headers headers;  // extra request headers (validated by the caller: see validate_extra_headers)
   TlsSettings tls;
   std::string default_ca_file;
+  // wss://: the TLS context made from `tls` when the request was validated (so bad PEM text is
+  // refused before the connect); nullptr: made from `tls` at the TLS handshake.
+  std::shared_ptr<asio::ssl::context> tls_context;
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds close_timeout{5000};
@@ -51,6 +56,13 @@ struct ConnectOptions {
   std::uint32_t max_header_bytes = 16384;
   bool stream_fragments = false;
   std::shared_ptr<const DestinationPolicy> policy;  // nullptr: everything allowed
+  // The daemon-wide budget incoming messages are charged to while they are assembled (the
+  // charge goes to the observer with the message); nullptr: none.
+  std::shared_ptr<MemoryBudget> budget;
+  // Called on the strand once the TCP connection to `address` is made, before anything is sent:
+  // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
+  // gateway counts sessions per resolved address with it. Empty: every address is accepted.
+  std::function<std::string(const asio::ip::address& address)> admit_address;
 };
 
 // Why a connection failed or closed abnormally; the strings are ErrorDetail.cause values.
@@ -69,6 +81,10 @@ enum class Cause {
   handshake_rejected,
   protocol_violation,
   message_too_big,
+  memory_budget,
+  session_limit,
+  tls_version_mismatch,
+  connection_lost,
   ping_timeout,
   close_timeout,
   shutdown,
@@ -111,7 +127,9 @@ class ConnectionObserver {
   virtual ~ConnectionObserver() = default;
   virtual void on_open(const OpenInfo& info) = 0;
   // A whole message, or (stream_fragments) one chunk with `final` marking the message's end.
-  virtual void on_message(bool text, std::string data, bool final) = 0;
+  // `charge` holds the bytes of `data` against ConnectOptions::budget; keep it as long as the
+  // data stays queued in memory.
+  virtual void on_message(bool text, std::string data, bool final, BudgetCharge charge) = 0;
   virtual void on_pong(std::string payload) = 0;
   virtual void on_closed(const CloseInfo& info) = 0;
   virtual void on_failed(const Failure& failure) = 0;
@@ -124,12 +142,21 @@ struct OutgoingMessage {
   std::string data;      // payload, or the close reason
   bool final = true;     // fragments: the message's last one
   std::uint16_t close_code = 0;  // close: 0 = no status
+  BudgetCharge charge;  // the payload's bytes against the daemon's budget; released with it
 };
 
 // Checks extra request headers a client supplied: names must be tokens, values free of CR/LF/NUL,
 // and the gateway's own headers (Host, Connection, Upgrade, Sec-WebSocket-*, Content-Length,
 // Transfer-Encoding) may not be set. Returns an empty string when valid.
 std::string validate_extra_headers(const Headers& headers);
+
+// One extra header: what is wrong with it (empty when valid), and whether the name (true) or
+// the value (false) is at fault. Untrusted text is quoted (net::quote) in the message.
+struct HeaderProblem {
+  std::string message;
+  bool in_name = false;
+};
+HeaderProblem check_extra_header(std::string_view name, std::string_view value);
 
 class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnection> {
  public:
@@ -172,12 +199,14 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
 
   // Connect phase.
   void on_resolved(const asio::error_code& ec, asio::ip::tcp::resolver::results_type results);
-  void on_connected(const asio::error_code& ec);
+  void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
   void start_tls();
+  void on_tls_handshake_error(const asio::error_code& ec);
   void send_upgrade_request();
   void read_upgrade_response();
   void on_upgrade_response();
   void fail(Failure failure);
+  void release_charges();
 
   // Open phase: the engine's action loop.
   void pump();
@@ -187,6 +216,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void engine_send(const OutgoingMessage& message);
   void release_written();
   void on_protocol_violation(ws::Result result);
+  // The incoming message cannot be taken (too big, or past the memory budget): close with
+  // `code` and read no more (the rest of the frame would have to be read before the peer's close
+  // could be parsed); the session ends once our close is written.
+  void abandon_receive(std::uint16_t code, const std::string& reason, Failure failure);
+  void on_message_too_big();
   // Queues our close frame (code 0: none), records how the close will be reported, and arms the
   // close timer; when it fires, `report` is delivered as is, or (unanswered_is_failure) as not
   // clean with a close_timeout failure unless it already carries one.
@@ -204,7 +238,6 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void async_read_some(asio::mutable_buffer buffer, Handler&& handler);
   void close_socket();
 
-  asio::io_context& io_;
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
   std::shared_ptr<ConnectionObserver> observer_;
@@ -232,6 +265,9 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   bool ping_outstanding_ = false;
   std::chrono::steady_clock::time_point ping_sent_at_;
   std::string message_;        // the incoming message being assembled
+  std::uint64_t message_size_ = 0;  // bytes of the incoming message so far (also when streamed)
+  BudgetCharge message_charge_;     // message_'s bytes against options_.budget
+  bool receive_abandoned_ = false;  // no more reads: our close is the last word
   bool message_text_ = false;
   std::deque<OutgoingMessage> queued_;  // handed to the engine, not yet completed
   std::uint64_t queued_bytes_ = 0;

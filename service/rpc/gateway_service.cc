@@ -40,12 +40,17 @@ grpc::StatusCode status_code_for(const net::Failure& f) {
       return grpc::StatusCode::DATA_LOSS;
     case net::Cause::message_too_big:
     case net::Cause::fd_limit:
+    case net::Cause::memory_budget:
+    case net::Cause::session_limit:
       return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case net::Cause::tls_version_mismatch:
+      return grpc::StatusCode::FAILED_PRECONDITION;
     case net::Cause::none:
     case net::Cause::dns_failure:
     case net::Cause::connection_refused:
     case net::Cause::network_error:
     case net::Cause::tls_handshake_failed:
+    case net::Cause::connection_lost:
     case net::Cause::shutdown:
       return grpc::StatusCode::UNAVAILABLE;
   }
@@ -86,11 +91,13 @@ class GatewaySession final
       public std::enable_shared_from_this<GatewaySession> {
  public:
   GatewaySession(asio::io_context& io, SessionRegistry& registry, const GatewayDefaults& defaults,
+                 std::shared_ptr<net::MemoryBudget> budget,
                  std::shared_ptr<const net::DestinationPolicy> policy,
                  std::shared_ptr<spdlog::logger> logger)
       : io_(io),
         registry_(registry),
         defaults_(defaults),
+        budget_(std::move(budget)),
         policy_(std::move(policy)),
         logger_(std::move(logger)),
         created_(std::chrono::steady_clock::now()) {}
@@ -123,30 +130,51 @@ class GatewaySession final
       StartRead(&incoming_);
       return;
     }
-    std::optional<net::OutgoingMessage> message;
-    std::string error;
-    translate(incoming_, &message, &error);
+    ClientMessageTranslator::Result result = translator_.translate(incoming_);
     auto connection = connection_;
     lock.unlock();
-    if (!error.empty()) {
-      logger_->info("session {}: bad client message: {}", id_, error);
-      // The status is decided first: the upstream may answer the close before we get here.
-      reject(grpc::StatusCode::INVALID_ARGUMENT, "bad_request", error);
-      if (connection) connection->close(1008, "", net::Initiator::gateway);
-      return;
+    switch (result.kind) {
+      case ClientMessageTranslator::Result::Kind::refuse:
+        logger_->info("session {}: bad client message: {}", id_, result.refusal.message);
+        // The status is decided first: the upstream may answer the close before we get here.
+        reject(result.refusal.code, result.refusal.cause, result.refusal.message);
+        if (connection && result.refusal.code == grpc::StatusCode::INVALID_ARGUMENT) {
+          connection->close(1008, "", net::Initiator::gateway);
+        }
+        return;
+      case ClientMessageTranslator::Result::Kind::close:
+        if (connection) {
+          connection->close(result.message.close_code, std::move(result.message.data),
+                            net::Initiator::client);
+        }
+        StartRead(&incoming_);
+        return;
+      case ClientMessageTranslator::Result::Kind::send:
+        break;
     }
-    if (!message || !connection) {
+    if (!connection) {
       StartRead(&incoming_);
       return;
     }
-    if (message->kind == net::OutgoingMessage::Kind::close) {
-      connection->close(message->close_code, std::move(message->data), net::Initiator::client);
-      StartRead(&incoming_);
+    // gRPC hands over a message whole, so it is charged as one piece when accepted; it is
+    // refused, never dropped, when it would go past the daemon's budget.
+    result.message.charge = net::BudgetCharge(budget_);
+    const std::uint64_t size = result.message.data.size();
+    if (!result.message.charge.grow(size, size)) {
+      const std::string why =
+          "a " + std::to_string(size) +
+          "-byte message does not fit the daemon's memory budget (limits.memory_budget_bytes = " +
+          std::to_string(budget_->limit()) + ", " + std::to_string(budget_->used()) +
+          " bytes in use by all sessions); nothing was sent";
+      logger_->warn("session {}: {}", id_, why);
+      registry_.count_failure(net::to_string(net::Cause::memory_budget));
+      reject(grpc::StatusCode::RESOURCE_EXHAUSTED, net::to_string(net::Cause::memory_budget), why);
+      connection->close(1013, "try again later", net::Initiator::gateway);
       return;
     }
     // The next read starts once the connection has room: client-side backpressure.
     std::weak_ptr<GatewaySession> weak = shared_from_this();
-    connection->send(std::move(*message), [weak] {
+    connection->send(std::move(result.message), [weak] {
       if (auto self = weak.lock()) self->StartRead(&self->incoming_);
     });
   }
@@ -155,8 +183,8 @@ class GatewaySession final
     std::unique_lock lock(mutex_);
     writing_ = false;
     if (!outbox_.empty()) {
-      outbox_bytes_ -= weight(outbox_.front());
-      outbox_.pop_front();
+      outbox_bytes_ -= weight(outbox_.front().message);
+      outbox_.pop_front();  // gives its bytes back to the budget
     }
     if (!ok) {
       // The client is gone: nothing more can be written.
@@ -182,6 +210,8 @@ class GatewaySession final
     {
       std::lock_guard lock(mutex_);
       done_ = true;
+      outbox_.clear();  // nothing more will be written: the budget gets its bytes back now
+      outbox_bytes_ = 0;
       keep = std::move(self_);
     }
     if (!id_.empty()) registry_.release(id_);
@@ -211,14 +241,14 @@ class GatewaySession final
     StartRead(&incoming_);  // client messages flow from now on
   }
 
-  void on_message(bool text, std::string data, bool final) override {
+  void on_message(bool text, std::string data, bool final, net::BudgetCharge charge) override {
     ServerMessage m;
     auto* msg = m.mutable_message();
     msg->set_text(text);
     msg->set_data(std::move(data));
     msg->set_final(final);
     std::unique_lock lock(mutex_);
-    enqueue(std::move(m));
+    enqueue(std::move(m), std::move(charge));
     if (!paused_ && outbox_bytes_ > effective_.max_queued_bytes && connection_) {
       paused_ = true;  // the client is not keeping up: stop reading the socket
       connection_->pause_reading(true);
@@ -253,11 +283,19 @@ class GatewaySession final
       logger_->warn("session {}: closed by the gateway, code {}: {}", id_, info.code,
                     info.failure->message);
     } else {
+      // A connection lost without a close frame is a failure too, although the stream itself
+      // ends normally (the client reads `closed` 1006).
+      if (info.code == 1006 && !info.failure) {
+        registry_.count_failure(net::to_string(net::Cause::connection_lost));
+      }
       static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
       logger_->info("session {}: closed, code {}, initiator {}, {}", id_, info.code,
                     kInitiators[static_cast<int>(info.initiator)],
                     info.clean ? "clean" : "not clean");
     }
+    // The slot is freed before the stream can finish: a client that saw the end and asks for
+    // stats must not find its session still counted.
+    registry_.release(id_);
     std::unique_lock lock(mutex_);
     phase_ = Phase::closed;
     connection_.reset();
@@ -265,8 +303,6 @@ class GatewaySession final
     if (error_message) enqueue(std::move(*error_message));
     if (!finish_status_) finish_status_ = status;
     flush(lock);
-    if (lock.owns_lock()) lock.unlock();
-    registry_.release(id_);
   }
 
   void on_failed(const net::Failure& failure) override {
@@ -277,9 +313,9 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       connection_.reset();
     }
+    registry_.release(id_);  // before the stream can finish (see on_closed)
     const v1::ErrorDetail detail = detail_for(failure);
     reject_with(error_status(status_code_for(failure), failure.message, detail), detail);
-    registry_.release(id_);
   }
 
   // --- RegisteredSession ----------------------------------------------------------------------
@@ -326,59 +362,15 @@ class GatewaySession final
   }
 
   void open_session(const v1::Open& open) {
-    net::UrlResult parsed = net::parse_websocket_url(open.url());
-    if (!parsed.url) {
-      return reject(grpc::StatusCode::INVALID_ARGUMENT, "bad_request",
-                    "open.url: " + parsed.error);
+    // Everything is checked before any network I/O: a bad request makes no connection.
+    OpenValidation validated = validate_open(open, defaults_);
+    if (!validated.options) {
+      const Refusal& r = validated.refusal;
+      return reject(r.code, r.cause, r.message);
     }
-    net::ConnectOptions options;
-    options.url = *parsed.url;
-    options.subprotocols.assign(open.subprotocols().begin(), open.subprotocols().end());
-    options.extensions.assign(open.extensions().begin(), open.extensions().end());
-    for (const auto& h : open.headers()) options.headers.emplace_back(h.name(), h.value());
-    if (std::string e = net::validate_extra_headers(options.headers); !e.empty()) {
-      return reject(grpc::StatusCode::INVALID_ARGUMENT, "bad_request", "open.headers: " + e);
-    }
-    const auto& tls = open.tls();
-    const bool names_files = !tls.ca_file().empty() || !tls.client_cert_file().empty() ||
-                             !tls.client_key_file().empty();
-    if (names_files && !defaults_.allow_client_file_paths) {
-      return reject(grpc::StatusCode::PERMISSION_DENIED, "bad_request",
-                    "open.tls: file paths are disabled by the daemon's configuration "
-                    "(tls.allow_client_file_paths); send PEM text instead");
-    }
-    options.tls.ca_file = tls.ca_file();
-    options.tls.ca_pem = tls.ca_pem();
-    options.tls.client_cert_file = tls.client_cert_file();
-    options.tls.client_cert_pem = tls.client_cert_pem();
-    options.tls.client_key_file = tls.client_key_file();
-    options.tls.client_key_pem = tls.client_key_pem();
-    options.tls.server_name = tls.server_name();
-    options.tls.min_version = tls.min_version() == v1::TLS_VERSION_1_3
-                                  ? net::TlsMinVersion::tls1_3
-                                  : net::TlsMinVersion::tls1_2;
-    options.tls.insecure_skip_verify = tls.insecure_skip_verify();
-    options.default_ca_file = defaults_.default_ca_file;
-    auto pick = [](std::uint32_t requested, std::chrono::milliseconds fallback) {
-      return requested != 0 ? std::chrono::milliseconds(requested) : fallback;
-    };
-    options.connect_timeout = pick(open.timeouts().connect_ms(), defaults_.connect_timeout);
-    options.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults_.handshake_timeout);
-    options.close_timeout = pick(open.timeouts().close_ms(), defaults_.close_timeout);
-    options.keepalive_interval = defaults_.keepalive_interval;
-    options.ping_timeout = defaults_.ping_timeout;
-    options.idle_timeout = defaults_.idle_timeout;
-    options.max_message_bytes =
-        open.limits().max_message_bytes() != 0
-            ? std::min(open.limits().max_message_bytes(), defaults_.max_message_bytes_ceiling)
-            : defaults_.max_message_bytes;
-    options.max_queued_bytes = open.limits().max_queued_bytes() != 0
-                                   ? std::min(open.limits().max_queued_bytes(),
-                                              defaults_.max_queued_bytes)
-                                   : defaults_.max_queued_bytes;
-    options.max_header_bytes = defaults_.max_header_bytes;
-    options.stream_fragments = open.stream_fragments();
+    net::ConnectOptions options = std::move(*validated.options);
     options.policy = policy_;
+    options.budget = budget_;
     if (options.tls.insecure_skip_verify) {
       logger_->warn("session to {}: TLS verification disabled by the client's request",
                     open.url());
@@ -391,7 +383,8 @@ class GatewaySession final
       }
     }
     std::string id;
-    switch (registry_.admit(options.url.host, &id)) {
+    const std::string host = SessionRegistry::host_key(options.url.host);
+    switch (registry_.admit(host, &id)) {
       case SessionRegistry::Admission::admitted: break;
       case SessionRegistry::Admission::total_limit:
         registry_.count_failure("session_limit");
@@ -401,10 +394,17 @@ class GatewaySession final
         registry_.count_failure("session_limit");
         return reject(grpc::StatusCode::RESOURCE_EXHAUSTED, "session_limit",
                       "the per-host session limit (limits.max_sessions_per_host) is reached for " +
-                          options.url.host);
+                          host);
       case SessionRegistry::Admission::draining:
         return reject(grpc::StatusCode::UNAVAILABLE, "shutdown", "the daemon is shutting down");
     }
+    // The per-host limit also counts the address the connection reaches, so "localhost" and
+    // "127.0.0.1" share their slots.
+    options.admit_address = [&registry = registry_, id](const asio::ip::address& address) {
+      const std::string key = SessionRegistry::host_key(address.to_string());
+      if (registry.admit_address(id, key)) return std::string();
+      return "the per-host session limit (limits.max_sessions_per_host) is reached for " + key;
+    };
     std::shared_ptr<net::UpstreamConnection> connection;
     {
       std::lock_guard lock(mutex_);
@@ -416,89 +416,6 @@ class GatewaySession final
     }
     registry_.attach(id, shared_from_this());
     connection->start();
-  }
-
-  // Validates a client message after open and turns it into an OutgoingMessage.
-  // Payloads are moved out of `in` (it is reused for the next read), not copied.
-  void translate(ClientMessage& in, std::optional<net::OutgoingMessage>* out,
-                 std::string* error) {
-    net::OutgoingMessage m;
-    auto check_text = [&](const std::string& data) {
-      if (!ws::is_valid_utf8(reinterpret_cast<const std::uint8_t*>(data.data()), data.size())) {
-        *error = "text must be valid UTF-8";
-      }
-    };
-    switch (in.kind_case()) {
-      case ClientMessage::kText:
-        if (fragment_open_) {
-          *error = "a text message cannot start inside a fragmented message";
-          return;
-        }
-        check_text(in.text());
-        m.kind = net::OutgoingMessage::Kind::text;
-        m.data = std::move(*in.mutable_text());
-        break;
-      case ClientMessage::kBinary:
-        if (fragment_open_) {
-          *error = "a binary message cannot start inside a fragmented message";
-          return;
-        }
-        m.kind = net::OutgoingMessage::Kind::binary;
-        m.data = std::move(*in.mutable_binary());
-        break;
-      case ClientMessage::kFragment: {
-        const bool text = fragment_open_ ? fragment_text_ : in.fragment().text();
-        if (text) {
-          // Validated per fragment, carrying incomplete sequences to the next one.
-          const auto& d = in.fragment().data();
-          if (!fragment_open_) fragment_utf8_.reset();
-          if (!fragment_utf8_.feed(reinterpret_cast<const std::uint8_t*>(d.data()), d.size(),
-                                   in.fragment().final())) {
-            *error = "text fragments must be valid UTF-8";
-            return;
-          }
-        }
-        m.kind = text ? net::OutgoingMessage::Kind::text_fragment
-                      : net::OutgoingMessage::Kind::binary_fragment;
-        m.data = std::move(*in.mutable_fragment()->mutable_data());
-        m.final = in.fragment().final();
-        fragment_text_ = text;
-        fragment_open_ = !m.final;
-        break;
-      }
-      case ClientMessage::kPing:
-        m.kind = net::OutgoingMessage::Kind::ping;
-        break;
-      case ClientMessage::kClose: {
-        const auto code = in.close().code();
-        if (code != 0 && (code > 0xFFFF || !ws::is_valid_wire_close_code(
-                                               static_cast<std::uint16_t>(code)))) {
-          *error = "close.code " + std::to_string(code) +
-                   " cannot be sent (use 1000-1003, 1007-1014 or 3000-4999, or 0 for none)";
-          return;
-        }
-        if (in.close().reason().size() > ws::kMaxCloseReasonLength) {
-          *error = "close.reason is longer than 123 bytes";
-          return;
-        }
-        if (code == 0 && !in.close().reason().empty()) {
-          *error = "close.reason needs a close.code";
-          return;
-        }
-        check_text(in.close().reason());
-        m.kind = net::OutgoingMessage::Kind::close;
-        m.close_code = static_cast<std::uint16_t>(code);
-        m.data = in.close().reason();
-        break;
-      }
-      case ClientMessage::kOpen:
-        *error = "the session is already open";
-        return;
-      case ClientMessage::KIND_NOT_SET:
-        *error = "empty ClientMessage";
-        return;
-    }
-    if (error->empty()) *out = std::move(m);
   }
 
   void on_client_stream_end() {
@@ -534,15 +451,17 @@ class GatewaySession final
   void reject_with(const grpc::Status& status, const v1::ErrorDetail& detail) {
     std::unique_lock lock(mutex_);
     if (finish_status_) return;
+    // The stream ends here, so its slot is freed now, not when the upstream close completes.
+    if (!id_.empty()) registry_.release(id_);
     phase_ = Phase::closed;
     enqueue(error_to_message(status, detail));
     finish_status_ = status;
     flush(lock);
   }
 
-  void enqueue(ServerMessage m) {
+  void enqueue(ServerMessage m, net::BudgetCharge charge = {}) {
     outbox_bytes_ += weight(m);
-    outbox_.push_back(std::move(m));
+    outbox_.push_back(Outgoing{std::move(m), std::move(charge)});
   }
 
   // Starts the next write, or Finish once everything is written. Called with the lock held;
@@ -551,7 +470,7 @@ class GatewaySession final
     if (writing_ || done_ || finished_) return;
     if (!outbox_.empty()) {
       writing_ = true;
-      const ServerMessage* next = &outbox_.front();  // stable until popped in OnWriteDone
+      const ServerMessage* next = &outbox_.front().message;  // stable until popped in OnWriteDone
       lock.unlock();
       StartWrite(next);
       return;
@@ -567,6 +486,7 @@ class GatewaySession final
   asio::io_context& io_;
   SessionRegistry& registry_;
   const GatewayDefaults defaults_;  // a copy: a session may outlive the service briefly
+  const std::shared_ptr<net::MemoryBudget> budget_;
   std::shared_ptr<const net::DestinationPolicy> policy_;
   std::shared_ptr<spdlog::logger> logger_;
   const std::chrono::steady_clock::time_point created_;
@@ -579,7 +499,12 @@ class GatewaySession final
   std::string id_;
   std::string url_;
   ClientMessage incoming_;
-  std::deque<ServerMessage> outbox_;
+  // A ServerMessage waiting for the gRPC client, with the budget charge of its payload.
+  struct Outgoing {
+    ServerMessage message;
+    net::BudgetCharge charge;
+  };
+  std::deque<Outgoing> outbox_;
   std::uint64_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool paused_ = false;
@@ -587,9 +512,7 @@ class GatewaySession final
   bool done_ = false;
   bool client_ended_ = false;
   std::optional<grpc::Status> finish_status_;
-  bool fragment_open_ = false;
-  bool fragment_text_ = false;
-  ws::Utf8Validator fragment_utf8_;
+  ClientMessageTranslator translator_;
 };
 
 }  // namespace
@@ -601,12 +524,14 @@ GatewayService::GatewayService(asio::io_context& io, SessionRegistry& registry,
     : io_(io),
       registry_(registry),
       defaults_(std::move(defaults)),
+      budget_(std::make_shared<net::MemoryBudget>(defaults_.memory_budget_bytes)),
       policy_(std::move(policy)),
       logger_(std::move(logger)) {}
 
 grpc::ServerBidiReactor<ClientMessage, ServerMessage>* GatewayService::Connect(
     grpc::CallbackServerContext*) {
-  auto session = std::make_shared<GatewaySession>(io_, registry_, defaults_, policy_, logger_);
+  auto session =
+      std::make_shared<GatewaySession>(io_, registry_, defaults_, budget_, policy_, logger_);
   session->begin();
   return session.get();
 }

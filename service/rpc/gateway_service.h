@@ -23,6 +23,8 @@
 
 #include "service/net/destination_policy.h"
 #include "service/rpc/fd_budget.h"
+#include "service/net/memory_budget.h"
+#include "service/rpc/client_message.h"
 #include "service/rpc/session_registry.h"
 #include "wsgate/v1/gateway.grpc.pb.h"
 
@@ -31,24 +33,6 @@ class logger;
 }
 
 namespace wsgate::rpc {
-
-// The daemon's defaults and ceilings for sessions (from its configuration).
-struct GatewayDefaults {
-  std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds handshake_timeout{10000};
-  std::chrono::milliseconds close_timeout{5000};
-  std::chrono::milliseconds keepalive_interval{30000};
-  std::chrono::milliseconds ping_timeout{0};
-  std::chrono::milliseconds idle_timeout{0};
-  std::uint64_t max_message_bytes = 16u << 20;
-  std::uint64_t max_message_bytes_ceiling = 64u << 20;
-  std::uint64_t max_queued_bytes = 8u << 20;
-  std::uint32_t max_header_bytes = 16384;
-  std::string default_ca_file;
-  bool allow_client_file_paths = false;
-  // Refuses new sessions (RESOURCE_EXHAUSTED, cause fd_limit) when fds run short; null: never.
-  std::shared_ptr<FdBudget> fd_budget;
-};
 
 class GatewayService final : public wsgate::v1::Gateway::CallbackService {
  public:
@@ -64,6 +48,7 @@ class GatewayService final : public wsgate::v1::Gateway::CallbackService {
   asio::io_context& io_;
   SessionRegistry& registry_;
   GatewayDefaults defaults_;
+  std::shared_ptr<net::MemoryBudget> budget_;  // shared by every session of this service
   std::shared_ptr<const net::DestinationPolicy> policy_;
   std::shared_ptr<spdlog::logger> logger_;
 };

@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <asio/ip/address.hpp>
+
 #include <cstdlib>
 
 namespace wsgate::rpc {
@@ -35,7 +37,7 @@ SessionRegistry::Admission SessionRegistry::admit(const std::string& host, std::
   }
   ++per_host;
   *id = new_session_id();
-  entries_.emplace(*id, Entry{host, {}});
+  entries_.emplace(*id, Entry{host, {}, {}});
   return Admission::admitted;
 }
 
@@ -45,12 +47,49 @@ void SessionRegistry::attach(const std::string& id, std::weak_ptr<RegisteredSess
   if (it != entries_.end()) it->second.session = std::move(session);
 }
 
+bool SessionRegistry::admit_address(const std::string& id, const std::string& address) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return true;  // released meanwhile: nothing to count
+  Entry& entry = it->second;
+  if (address == entry.host || address == entry.address) return true;
+  std::uint32_t& count = per_host_[address];
+  if (count >= max_sessions_per_host_) {
+    if (count == 0) per_host_.erase(address);
+    return false;
+  }
+  ++count;
+  if (!entry.address.empty()) unref_host(entry.address);
+  entry.address = address;
+  return true;
+}
+
+std::string SessionRegistry::host_key(std::string_view host) {
+  std::string h(host);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  for (char& c : h) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  asio::error_code ec;
+  const asio::ip::address a = asio::ip::make_address(h, ec);
+  if (ec) return h;
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  return a.to_string();
+}
+
+void SessionRegistry::unref_host(const std::string& key) {
+  auto host = per_host_.find(key);
+  if (host != per_host_.end() && --host->second == 0) per_host_.erase(host);
+}
+
 void SessionRegistry::release(const std::string& id) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  auto host = per_host_.find(it->second.host);
-  if (host != per_host_.end() && --host->second == 0) per_host_.erase(host);
+  unref_host(it->second.host);
+  if (!it->second.address.empty()) unref_host(it->second.address);
   entries_.erase(it);
   if (entries_.empty()) emptied_.notify_all();
 }

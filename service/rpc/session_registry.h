@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wsgate/v1/admin.pb.h"
@@ -34,8 +35,17 @@ class SessionRegistry {
   SessionRegistry(std::uint32_t max_sessions, std::uint32_t max_sessions_per_host);
 
   enum class Admission { admitted, total_limit, host_limit, draining };
-  // Reserves a slot for a session to `host`; on success *id is its new unguessable id.
+  // Reserves a slot for a session to `host` (a host_key()); on success *id is its new
+  // unguessable id.
   Admission admit(const std::string& host, std::string* id);
+  // Once connected: counts session `id` against the per-host limit of the address it reached
+  // as well (a host_key(); nothing more when it equals the session's host). False when that
+  // address has no slot left; the session keeps its host slot until release().
+  bool admit_address(const std::string& id, const std::string& address);
+  // What the per-host limit counts: the host lower-cased, without brackets, an IPv6 address in
+  // its canonical form and an IPv4-mapped IPv6 address as the IPv4 address, so "LOCALHOST" and
+  // "localhost", or "[::ffff:7f00:1]" and "127.0.0.1", are one host.
+  static std::string host_key(std::string_view host);
   void attach(const std::string& id, std::weak_ptr<RegisteredSession> session);
   // Frees the slot (idempotent).
   void release(const std::string& id);
@@ -56,8 +66,10 @@ class SessionRegistry {
  private:
   struct Entry {
     std::string host;
+    std::string address;  // the resolved address's key when counted apart from `host`
     std::weak_ptr<RegisteredSession> session;
   };
+  void unref_host(const std::string& key);  // with mutex_ held
   const std::uint32_t max_sessions_;
   const std::uint32_t max_sessions_per_host_;
   mutable std::mutex mutex_;

@@ -138,6 +138,14 @@ class ProtocolHandle {
   State state() const noexcept { return state_; }
   // After get_action returned a peer violation: the close code to send (1002, 1007, ...); else 0.
   std::uint16_t failure_close_code() const noexcept { return receive_failure_close_code_; }
+  // Payload bytes of the data frame being received that have not been indicated yet: its
+  // declared length, less what was indicated, from the moment its header is parsed (by a
+  // get_action on the receive side); 0 between frames and inside control frames. A read-only
+  // view: it lets the daemon refuse a frame that can never fit its message limit as soon as the
+  // header arrives, without waiting for the payload. Changes no websocket.h behaviour.
+  std::uint64_t receive_frame_remaining() const noexcept {
+    return in_frame_ && !is_control(frame_.opcode) ? frame_remaining_ : 0;
+  }
   const HandleOptions& options() const noexcept { return options_; }
 
  private:

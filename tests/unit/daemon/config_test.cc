@@ -308,6 +308,35 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
               HasSubstr("limits.max_grpc_message_bytes: must be at most 2147483647"));
 }
 
+// Gateway hardening keys: defaults, and the bounds of each.
+TEST(ConfigParse, GatewayHardeningKeys) {
+  const Config d = parse_ok("");
+  EXPECT_EQ(d.limits.max_request_headers, 64u);
+  EXPECT_EQ(d.limits.max_request_header_bytes, 16384u);
+  EXPECT_EQ(d.limits.memory_budget_bytes, 256u << 20);
+  const Config c = parse_ok(
+      "[limits]\nmax_request_headers = 1000\nmax_request_header_bytes = 1048576\n"
+      "memory_budget_bytes = 1048576\n");
+  EXPECT_EQ(c.limits.max_request_headers, 1000u);
+  EXPECT_EQ(c.limits.max_request_header_bytes, 1048576u);
+  EXPECT_EQ(c.limits.memory_budget_bytes, 1048576u);
+  EXPECT_EQ(validate(c), "");
+  EXPECT_THAT(parse_error("[limits]\nmax_request_headers = 0\n"),
+              HasSubstr("limits.max_request_headers: expected an integer from 1 to 1000, got 0"));
+  EXPECT_THAT(parse_error("[limits]\nmax_request_headers = 1001\n"),
+              HasSubstr("limits.max_request_headers: 1001 is out of range (at most 1000)"));
+  EXPECT_THAT(parse_error("[limits]\nmax_request_header_bytes = 1048577\n"),
+              HasSubstr("limits.max_request_header_bytes: 1048577 is out of range (at most 1048576)"));
+  EXPECT_THAT(parse_error("[limits]\nmemory_budget_bytes = 1048575\n"),
+              HasSubstr("limits.memory_budget_bytes: expected an integer from 1048576 to "
+                        "4611686018427387904, got 1048575"));
+  Config bad = d;
+  bad.limits.max_request_headers = 0;
+  bad.limits.memory_budget_bytes = 5;
+  EXPECT_THAT(validate(bad), HasSubstr("limits.max_request_headers: must be from 1 to 1000, got 0"));
+  EXPECT_THAT(validate(bad), HasSubstr("limits.memory_budget_bytes: must be from 1048576"));
+}
+
 TEST(ConfigErrors, BadCidr) {
   EXPECT_THAT(parse_error("[policy]\nallow_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"),
               HasSubstr("config.toml: policy.allow_cidrs[1]: \"10.0.0.0/33\": prefix length 33 is out of range"));

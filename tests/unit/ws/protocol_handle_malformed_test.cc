@@ -377,5 +377,75 @@ TEST(ValidEdges, LengthBoundaries) {
   }
 }
 
+// receive_frame_remaining(): the declared length is known once the header is parsed, before any
+// payload byte arrives (the daemon closes 1009 on it), and counts down as chunks are indicated.
+TEST(FrameRemaining, DeclaredLengthIsVisibleAfterTheHeaderAlone) {
+  auto h = open_handle(Role::client);
+  ASSERT_EQ(h->receive(nullptr, nullptr), Result::ok);
+  EXPECT_EQ(h->receive_frame_remaining(), 0u);
+  // A binary frame header declaring 2^40 bytes (64-bit length), and no payload.
+  const Bytes header = u(0x82, 127, {0, 0, 0x01, 0, 0, 0, 0, 0});
+  Buffer bufs[2];
+  std::uint32_t n = 2;
+  Action a;
+  BufferType t;
+  void* act = nullptr;
+  ASSERT_EQ(h->get_action(ActionQueue::receive, bufs, &n, &a, &t, nullptr, &act), Result::ok);
+  ASSERT_EQ(a, Action::receive_from_network);
+  std::copy(header.begin(), header.end(), bufs[0].data.buffer);
+  h->complete_action(act, static_cast<std::uint32_t>(header.size()));
+  n = 2;
+  ASSERT_EQ(h->get_action(ActionQueue::receive, bufs, &n, &a, &t, nullptr, &act), Result::ok);
+  EXPECT_EQ(a, Action::receive_from_network);  // the payload is still to come
+  EXPECT_EQ(h->receive_frame_remaining(), std::uint64_t{1} << 40);
+}
+
+TEST(FrameRemaining, CountsDownAndIsZeroForControlFrames) {
+  auto h = open_handle(Role::client);
+  ASSERT_EQ(h->receive(nullptr, nullptr), Result::ok);
+  const Bytes ping = frame(true, 9, bytes_of("abc"));
+  const Bytes text = frame(true, 1, bytes_of("0123456789"));
+  Buffer bufs[2];
+  std::uint32_t n = 2;
+  Action a;
+  BufferType t;
+  void* act = nullptr;
+  auto next = [&] {
+    n = 2;
+    return h->get_action(ActionQueue::receive, bufs, &n, &a, &t, nullptr, &act);
+  };
+  auto feed = [&](Bytes::const_iterator from, Bytes::const_iterator to) {
+    ASSERT_EQ(a, Action::receive_from_network);
+    std::copy(from, to, bufs[0].data.buffer);
+    h->complete_action(act, static_cast<std::uint32_t>(to - from));
+  };
+  ASSERT_EQ(next(), Result::ok);
+  // Half a ping: a control frame in progress never counts.
+  feed(ping.begin(), ping.begin() + 3);
+  ASSERT_EQ(next(), Result::ok);
+  EXPECT_EQ(a, Action::receive_from_network);
+  EXPECT_EQ(h->receive_frame_remaining(), 0u);
+  // The rest of the ping, then the text frame's header and 4 of its 10 payload bytes.
+  Bytes rest(ping.begin() + 3, ping.end());
+  rest.insert(rest.end(), text.begin(), text.begin() + 2 + 4);
+  feed(rest.begin(), rest.end());
+  ASSERT_EQ(next(), Result::ok);
+  if (a == Action::send_to_network) {  // the automatic pong
+    std::uint32_t total = 0;
+    for (std::uint32_t k = 0; k < n; ++k) total += bufs[k].data.length;
+    h->complete_action(act, total);
+    ASSERT_EQ(next(), Result::ok);
+  }
+  // A chunk is indicated only once the frame is whole; the declared 10 bytes are all pending.
+  ASSERT_EQ(a, Action::receive_from_network);
+  EXPECT_EQ(h->receive_frame_remaining(), 10u);
+  feed(text.begin() + 6, text.end());
+  ASSERT_EQ(next(), Result::ok);
+  ASSERT_EQ(a, Action::indicate_receive_complete);
+  EXPECT_EQ(bufs[0].data.length, 10u);
+  EXPECT_EQ(h->receive_frame_remaining(), 0u);
+  h->complete_action(act, 0);
+}
+
 }  // namespace
 }  // namespace wsgate::ws

@@ -7,7 +7,8 @@
 // "unix:///path", or "host:port" for a daemon also listening on TCP; a bare absolute path is
 // taken as a unix socket path.
 //
-// Lifetime: a Client is a cheap handle on a shared gRPC channel; copies share it. Sessions and
+// Lifetime: a Client is a cheap handle on a shared gRPC channel (one connection to the daemon of
+// its own); copies share it. Sessions and
 // ProtocolClients made from a Client keep the channel alive on their own, so the Client may be
 // destroyed first. Creating a Client does not connect; the channel connects lazily (use
 // wait_ready() to check that the daemon answers).
@@ -38,8 +39,10 @@ struct ClientOptions {
   std::string address;
   // Deadline of each unary call (Admin, ProtocolComponent) made without an explicit one.
   std::chrono::milliseconds default_timeout{30000};
-  // Sent as the "wsgate-client-id" metadata: ProtocolComponent handles are scoped to the peer
-  // plus this id. Empty: a random id per Client (so two Clients never see each other's handles).
+  // Sent as the "wsgate-client-id" metadata. On the unix socket the daemon scopes
+  // ProtocolComponent handles to the caller's connection (each Client has its own) and ignores
+  // it; over TCP handles are scoped to the peer plus this id. Empty: a random id per Client (so
+  // two Clients never see each other's handles either way).
   std::string client_id;
   // Largest gRPC message accepted or sent (bytes).
   int max_message_bytes = 64 << 20;
