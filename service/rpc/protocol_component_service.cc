@@ -262,20 +262,7 @@ void ProtocolComponentService::reap_idle() {
       !next_reap_.compare_exchange_strong(due, now_ticks + std::max<std::int64_t>(lease / 4, 1))) {
     return;
   }
-  std::vector<std::shared_ptr<Entry>> doomed;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      if (now_ticks - it->second->last_used.load() > lease) {
-        drop_quota(it->second->quota_key);
-        doomed.push_back(std::move(it->second));
-        it = entries_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
+  delete_where([&](const Entry& e) { return now_ticks - e.last_used.load() > lease; });
 }
 
 bool ProtocolComponentService::reserve(std::uint64_t bytes) {
@@ -321,11 +308,15 @@ void ProtocolComponentService::give_back(Entry& e, std::uint64_t bytes) {
 }
 
 void ProtocolComponentService::release_owner(const std::string& owner) {
+  delete_where([&](const Entry& e) { return e.owner == owner; });
+}
+
+void ProtocolComponentService::delete_where(const std::function<bool(const Entry&)>& doomed_if) {
   std::vector<std::shared_ptr<Entry>> doomed;
   {
     std::lock_guard lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
-      if (it->second->owner == owner) {
+      if (doomed_if(*it->second)) {
         drop_quota(it->second->quota_key);
         doomed.push_back(std::move(it->second));
         it = entries_.erase(it);
@@ -334,6 +325,7 @@ void ProtocolComponentService::release_owner(const std::string& owner) {
       }
     }
   }
+  // Outside the table's lock: retire() waits for the calls already inside each handle.
   for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
 }
 

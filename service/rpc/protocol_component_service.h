@@ -202,6 +202,9 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   // Deletes the handles idle longer than the lease, at most every quarter lease. Called before
   // a call takes any lock, so retiring an entry never waits while holding another.
   void reap_idle();
+  // Removes every entry doomed_if() picks from the table, then retires them (DeleteHandle's
+  // path for many handles: release_owner, the idle lease).
+  void delete_where(const std::function<bool(const Entry&)>& doomed_if);
   // Takes `bytes` from the daemon-wide budget; false (nothing taken) if they do not fit.
   bool reserve(std::uint64_t bytes);
   // Admits a Send or Receive holding `bytes` on `entry` (its lock held): checks the per-handle
