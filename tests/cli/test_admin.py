@@ -8,23 +8,10 @@ import tempfile
 import unittest
 
 from cli_fixture import CatProcess, cli_env, run_cli
-from daemon_fixture import REPO, DaemonTestCase
-from servers import EchoServer
+from daemon_fixture import REPO, DaemonTestCase, EchoServerTestCase
 
 
-class AdminTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            super().tearDownClass()
-
+class AdminTest(EchoServerTestCase):
     def open_cat(self, tag):
         """A `wsgate cat` session that has exchanged one message (so it is open)."""
         url = self.server.unique_url(tag)

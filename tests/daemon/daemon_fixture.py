@@ -46,6 +46,7 @@ if PROTO_PYTHON not in sys.path:
 
 import grpc  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
+from servers import EchoServer  # noqa: E402
 from wsgate.v1 import (  # noqa: E402,F401
     admin_pb2,
     admin_pb2_grpc,
@@ -504,3 +505,19 @@ class DaemonTestCase(unittest.TestCase):
         daemon = daemon or self.daemon
         self.assertIsNone(daemon.proc.poll(), "wsgated died" + daemon.log_tail())
         self.assertEqual(daemon.health(), SERVING)
+
+
+class EchoServerTestCase(DaemonTestCase):
+    """DaemonTestCase plus one EchoServer (servers.py) per test class, as cls.server."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = EchoServer().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            super().tearDownClass()

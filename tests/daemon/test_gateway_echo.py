@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from daemon_fixture import (SERVING, DaemonTestCase, admin_pb2, gateway_pb2, wait_for)
-from servers import EchoServer, EchoSubprocess, pattern_bytes, wait_closed
+from daemon_fixture import SERVING, EchoServerTestCase, admin_pb2, gateway_pb2, wait_for
+from servers import EchoSubprocess, pattern_bytes, wait_closed
 
 SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
 
@@ -17,17 +17,7 @@ def text_of(n):
     return (alphabet * (n // len(alphabet) + 1))[:n]
 
 
-class GatewayEchoTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
-
+class GatewayEchoTest(EchoServerTestCase):
     def open_tracked(self, **kwargs):
         """A session on a URL of its own, its `opened`, and the server's record of it."""
         url = self.server.unique_url()

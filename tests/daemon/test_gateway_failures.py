@@ -7,7 +7,8 @@ import unittest
 
 import grpc
 
-from daemon_fixture import DaemonTestCase, admin_pb2, gateway_pb2, common_pb2, wait_for
+from daemon_fixture import (DaemonTestCase, EchoServerTestCase, admin_pb2, gateway_pb2, common_pb2,
+                            wait_for)
 from servers import (BacklogFull, EchoServer, RawServer, close_payload, frame, wait_closed)
 
 E_INVALID_PROTOCOL_FORMAT = 0x80000052
@@ -190,17 +191,7 @@ class ConnectFailureTest(DaemonTestCase):
         self.assertGreaterEqual(stats.failures_by_cause["connection_refused"], 1)
 
 
-class BadRequestTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
-
+class BadRequestTest(EchoServerTestCase):
     def test_first_message_not_open(self):
         s = self.session()
         s.send_text("hello")
@@ -327,18 +318,8 @@ class PolicyTest(DaemonTestCase):
         self.assertGreaterEqual(stats.failures_by_cause["destination_denied"], 1)
 
 
-class SessionLimitTest(DaemonTestCase):
+class SessionLimitTest(EchoServerTestCase):
     CONFIG = {"limits": {"max_sessions": 1}}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
 
     def test_second_session_is_refused(self):
         admin = self.daemon.admin()
@@ -404,19 +385,9 @@ MALFORMED = [
 ]
 
 
-class MalformedFramesTest(DaemonTestCase):
+class MalformedFramesTest(EchoServerTestCase):
     # A short close timeout: a close frame that is never sent costs 1 s per case, not 3.
     CONFIG = {"timeouts": {"close_ms": 1000}}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
 
     def run_malformed(self, name, bad_bytes, expected_code):
         raw = RawServer(malformed(bad_bytes)).start()
