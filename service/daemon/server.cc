@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "service/daemon/logging.h"
+#include "service/daemon/memory_trim.h"
 #include "service/daemon/posix/sd_notify.h"
 #include "service/daemon/posix/socket_activation.h"
 #include "service/net/destination_policy.h"
@@ -90,6 +91,14 @@ std::string Server::start() {
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
+  // Give glibc's retained heap back to the kernel after bursts of sessions (memory_trim.h). The
+  // follow-up trim waits for the upstream close handshakes, which end within timeouts.close_ms.
+  if (MemoryTrimmer::enabled_by_environment()) {
+    MemoryTrimmer::Options trim;
+    trim.settle = std::chrono::milliseconds(config_.timeouts.close_ms) + trim.poll;
+    memory_trimmer_ = std::make_unique<MemoryTrimmer>(
+        [r = registry_.get()] { return r->active(); }, trim);
+  }
   protocol_component_ =
       std::make_unique<rpc::ProtocolComponentService>(config_.limits.max_protocol_handles);
   rpc::GatewayDefaults defaults;
