@@ -4,7 +4,8 @@
 //
 // Why: glibc returns freed memory to the kernel only from the top of each arena, and only when
 // that top is free. A burst of 10 k sessions leaves the arenas of gRPC's and Asio's threads
-// fragmented, so after every session has closed the daemon kept ~400 MB of RSS for 2.4 MB in use.
+// fragmented, so after every session had closed the daemon kept 340-400 MB of RSS for 2.4 MB of
+// heap in use.
 // malloc_trim(0) releases the free pages inside every arena too (madvise(MADV_DONTNEED)).
 // bench/README.md ("Memory after a burst") compares this with jemalloc and mimalloc.
 //
@@ -13,7 +14,7 @@
 // stopped (the count did not fall since the previous poll) or has gone on for `max_wait`, and
 // once more `settle` later (memory that the closed sessions still held at the first trim). So
 // trims follow bursts, never a steady load, and never run on a gRPC or Asio thread: a trim costs
-// some milliseconds of arena locks (~70 ms for 300 MB), off the hot path.
+// up to ~0.15 s of arena locks for ~300 MB (measured: bench/README.md), off the hot path.
 //
 // WSGATE_MALLOC_TRIM=0 in the environment turns it off (for measurements; see
 // docs/operations.md). Without glibc (musl, Windows) trim() does nothing.
