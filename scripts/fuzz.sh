@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets with clang and runs each one for a bounded time.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
 # Seeds live in tests/fuzz/corpus/<target>/; new inputs go to a scratch copy, never the tree.
+# The targets, their invariants and the record of the 10 M-execution long runs: tests/fuzz/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}

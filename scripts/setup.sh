@@ -3,7 +3,7 @@
 # and builds wsgate. Idempotent: a second run only rebuilds what changed.
 #
 #   scripts/setup.sh                  # everything, RelWithDebInfo, in build/
-#   scripts/setup.sh --sanitize       # the engine and its tests under ASan+UBSan, in build-asan/
+#   scripts/setup.sh --sanitize       # the engine, wsgated and their tests under ASan+UBSan, in build-asan/
 #   scripts/setup.sh --tsan           # the daemon and its threaded tests under TSan, in build-tsan/
 #   scripts/setup.sh --fuzz           # clang + libFuzzer fuzz targets, in build-fuzz/
 #   scripts/setup.sh --deps-only      # install packages, do not build
@@ -39,6 +39,8 @@ install_missing_packages
 [ "$mode" = deps ] && exit 0
 
 jobs=${WSGATE_JOBS:-2}
+# Paths relative to the checkout, so that a clone in another folder (a CI runner) hits the cache.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
@@ -50,10 +52,14 @@ case "$mode" in
     cmake --build build -j"$jobs"
     ;;
   sanitize)
-    # The engine and everything that feeds it untrusted bytes without threads.
+    # The engine, the parsers of untrusted bytes, and wsgated with the tests that drive it
+    # (scripts/test.sh --sanitize runs them). Debug: asserts on, and the quickest build.
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON \
-      -DWSGATE_BUILD_BENCH=OFF -DWSGATE_BUILD_DAEMON=OFF "${launcher[@]}" >/dev/null
-    cmake --build build-asan -j"$jobs"
+      -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+    cmake --build build-asan -j"$jobs" --target wsgated wsgate_proto_python \
+      ws_unit_test capi_loopback_test ws_interop_test \
+      net_url_test net_destination_policy_test net_http_response_test \
+      protocol_component_service_test daemon_config_test daemon_logging_test daemon_memory_trim_test
     ;;
   tsan)
     # The daemon and the tests that exercise its threads (gRPC threads + Asio threads).
@@ -61,7 +67,7 @@ case "$mode" in
       -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
     cmake --build build-tsan -j"$jobs" --target wsgated wsgate_proto_python \
       protocol_component_service_test peer_directory_test daemon_socket_dir_test \
-      daemon_config_test daemon_logging_test  # built: ctest lists unbuilt discovered tests
+      daemon_config_test daemon_logging_test daemon_memory_trim_test  # built: ctest lists unbuilt discovered tests
     ;;
   fuzz)
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

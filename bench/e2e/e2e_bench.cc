@@ -66,12 +66,14 @@ struct Options {
   int pipelined = 20000;      // pipelined 64 B: messages per leg and repetition
   int mib = 48;               // 1 MiB: messages per leg and repetition (window 4)
   std::vector<int> idle = {1000, 5000};
+  int burst = 10000;          // burst case: sessions opened, then all closed, per allocator
+  std::vector<std::string> allocators = {"glibc", "glibc+trim", "jemalloc", "jemalloc+bg", "mimalloc"};
   int opens = 400;            // opens per leg, concurrency level and repetition
   int timeout_s = 900;
   std::string wsgated = WSGATED_PATH;
   std::string echo_server = E2E_ECHO_SERVER_PATH;
   std::string perf_out;       // perf record -e cpu-clock -g on wsgated during the cases run
-  std::string only;           // run one case: closed, pipelined, mib, idle, opens
+  std::string only;           // run one case: closed, pipelined, mib, idle, opens, burst
 };
 
 double ms_since(Clock::time_point t0) {
@@ -84,8 +86,9 @@ double ms_since(Clock::time_point t0) {
 std::mutex g_children_mu;
 std::vector<pid_t> g_children;
 
+// `env_extra` ("NAME=value") is added to (and overrides) this process's environment.
 pid_t spawn(const std::vector<std::string>& args, int* stdout_fd, const std::string& stderr_path,
-            int* stdin_fd) {
+            int* stdin_fd, const std::vector<std::string>& env_extra = {}) {
   int out_pipe[2] = {-1, -1};
   int in_pipe[2] = {-1, -1};
   if (stdout_fd && ::pipe2(out_pipe, O_CLOEXEC) != 0) return -1;
@@ -93,6 +96,20 @@ pid_t spawn(const std::vector<std::string>& args, int* stdout_fd, const std::str
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // Built before fork: the child of a threaded process must not allocate.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    const bool overridden = std::any_of(env_extra.begin(), env_extra.end(), [&](const std::string& x) {
+      return x.compare(0, name.size() + 1, name + "=") == 0;
+    });
+    if (!overridden) env_strings.push_back(entry);
+  }
+  env_strings.insert(env_strings.end(), env_extra.begin(), env_extra.end());
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) return -1;
@@ -105,7 +122,7 @@ pid_t spawn(const std::vector<std::string>& args, int* stdout_fd, const std::str
       int fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd >= 0) ::dup2(fd, 2);
     }
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   if (stdout_fd) {
@@ -840,11 +857,122 @@ void opens(Env& env, const Options& o) {
   std::printf("target >= 10000 opens/s through the gateway\n");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Memory after a burst (issue item 10): one wsgated per allocator variant, in turn, same run.
+// Each: warm-up session, closed-loop 64 B (latency), `--burst` sessions opened from one thread
+// (opens/s), VmRSS at the peak, every session cancelled, VmRSS 3 s and 15 s later. The 15 s
+// reading lets allocators that release on a timer (jemalloc's 10 s decay) act.
+
+struct Allocator {
+  std::string name;
+  std::vector<std::string> env;  // for wsgated
+  std::string library;           // must exist, else the variant is skipped
+};
+
+std::vector<Allocator> allocator_variants() {
+  const std::string lib = "/usr/lib/x86_64-linux-gnu/";
+  return {
+      {"glibc", {"WSGATE_MALLOC_TRIM=0"}, ""},
+      {"glibc+trim", {"WSGATE_MALLOC_TRIM=1"}, ""},
+      {"jemalloc", {"WSGATE_MALLOC_TRIM=0", "LD_PRELOAD=" + lib + "libjemalloc.so.2"}, lib + "libjemalloc.so.2"},
+      // jemalloc's decay runs only on allocator activity unless its background thread is on.
+      {"jemalloc+bg",
+       {"WSGATE_MALLOC_TRIM=0", "LD_PRELOAD=" + lib + "libjemalloc.so.2", "MALLOC_CONF=background_thread:true"},
+       lib + "libjemalloc.so.2"},
+      {"mimalloc", {"WSGATE_MALLOC_TRIM=0", "LD_PRELOAD=" + lib + "libmimalloc.so.2"}, lib + "libmimalloc.so.2"},
+  };
+}
+
+void write_config(const std::string& path, const std::string& socket, int max_sessions) {
+  std::ofstream f(path);
+  f << "[listen]\nunix_socket = \"" << socket << "\"\n"
+    << "[log]\nlevel = \"warn\"\n"
+    << "[timeouts]\ndrain_ms = 2000\n"
+    << "[limits]\nmax_sessions = " << max_sessions << "\nmax_sessions_per_host = " << max_sessions
+    << "\n";
+}
+
+void burst(Env& env, const Options& o) {
+  std::printf("\n## Memory after a burst: %d ws:// sessions opened (one thread), then all cancelled; "
+              "wsgated VmRSS (MB)\n", o.burst);
+  std::printf("| allocator | start | peak | +3 s | +15 s | 64 B round trip p50 / p99 µs | opens/s |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+  int id = 300;
+  for (const Allocator& a : allocator_variants()) {
+    if (std::find(o.allocators.begin(), o.allocators.end(), a.name) == o.allocators.end()) continue;
+    if (!a.library.empty() && !std::filesystem::exists(a.library)) {
+      std::printf("| %s | not installed (%s) | | | | | |\n", a.name.c_str(), a.library.c_str());
+      continue;
+    }
+    const std::string socket = g_tmpdir + "/burst-" + std::to_string(id) + ".sock";
+    const std::string config = g_tmpdir + "/burst-" + std::to_string(id) + ".toml";
+    write_config(config, socket, o.burst + 2000);
+    const pid_t pid = spawn({o.wsgated, "--config", config}, nullptr,
+                            g_tmpdir + "/burst-" + std::to_string(id) + ".log", nullptr, a.env);
+    if (pid < 0) die("cannot start wsgated for " + a.name);
+    auto channel = make_channel(socket, id++);
+    const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(15);
+    while (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::milliseconds(200))) {
+      if (std::chrono::system_clock::now() > deadline) die("cannot connect to wsgated (" + a.name + ")");
+    }
+    auto stub = Gateway::NewStub(channel);
+    std::string err;
+    std::vector<double> lat;
+    {
+      GrpcConn c;
+      if (!c.open(*stub, env.url, &err)) die("burst warm-up (" + a.name + "): " + err);
+      const std::string payload = payload_of(64);
+      c.set_payload(payload);
+      for (int i = 0; i < 3000; ++i) {
+        const auto t0 = Clock::now();
+        if (!c.round_trip(64)) die("burst round trip (" + a.name + ")");
+        if (i >= 500) lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      }
+      c.close();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const long start = vm_rss_kb(pid);
+    std::vector<std::unique_ptr<GrpcConn>> sessions;
+    sessions.reserve(static_cast<std::size_t>(o.burst));
+    const auto t0 = Clock::now();
+    while (sessions.size() < static_cast<std::size_t>(o.burst)) {
+      auto c = std::make_unique<GrpcConn>();
+      if (!c->open(*stub, env.url, &err)) die("burst open (" + a.name + "): " + err);
+      sessions.push_back(std::move(c));
+    }
+    const double opens_per_s = o.burst / (ms_since(t0) / 1000);
+    const long peak = vm_rss_kb(pid);
+    for (auto& c : sessions) c->cancel();
+    sessions.clear();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const long after3 = vm_rss_kb(pid);
+    std::this_thread::sleep_for(std::chrono::seconds(12));
+    const long after15 = vm_rss_kb(pid);
+    const Summary s = summarize(lat);
+    auto mb = [](long kb) { return static_cast<double>(kb) / 1024; };
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f / %.1f | %.0f |\n", a.name.c_str(), mb(start),
+                mb(peak), mb(after3), mb(after15), s.p50, s.p99, opens_per_s);
+    std::fflush(stdout);
+    stub.reset();
+    channel.reset();
+    stop_child(pid, std::chrono::seconds(5));
+  }
+}
+
 void watchdog(int seconds) {
   std::thread([seconds] {
     std::this_thread::sleep_for(std::chrono::seconds(seconds));
     die("watchdog: the run took longer than --timeout " + std::to_string(seconds) + " s");
   }).detach();
+}
+
+std::vector<std::string> parse_names(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) v.push_back(item);
+  return v;
 }
 
 std::vector<int> parse_list(const std::string& s) {
@@ -871,6 +999,8 @@ int main(int argc, char** argv) {
     else if (a == "--pipelined") o.pipelined = std::atoi(val().c_str());
     else if (a == "--mib") o.mib = std::atoi(val().c_str());
     else if (a == "--idle") o.idle = parse_list(val());
+    else if (a == "--burst") o.burst = std::atoi(val().c_str());
+    else if (a == "--allocators") o.allocators = parse_names(val());
     else if (a == "--opens") o.opens = std::atoi(val().c_str());
     else if (a == "--timeout") o.timeout_s = std::atoi(val().c_str());
     else if (a == "--wsgated") o.wsgated = val();
@@ -881,8 +1011,9 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: e2e_bench [--reps 5] [--samples 20000] [--pipelined 20000] [--mib 48]\n"
           "                 [--idle 1000,5000] [--opens 400] [--timeout 900] [--only CASE]\n"
+          "                 [--burst 10000] [--allocators glibc,glibc+trim,jemalloc,jemalloc+bg,mimalloc]\n"
           "                 [--perf-out FILE] [--wsgated PATH] [--echo-server PATH]\n"
-          "CASE: closed, pipelined, mib, idle, opens\n");
+          "CASE: closed, pipelined, mib, idle, opens, burst\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -900,6 +1031,7 @@ int main(int argc, char** argv) {
   ::setrlimit(RLIMIT_NOFILE, &rl);
   int max_idle = 0;
   for (int n : o.idle) max_idle = std::max(max_idle, n);
+  max_idle = std::max(max_idle, o.burst);
   if (static_cast<long>(rl.rlim_cur) < max_idle + 1000) {
     die("RLIMIT_NOFILE " + std::to_string(rl.rlim_cur) + " is too low for --idle " + std::to_string(max_idle));
   }
@@ -943,13 +1075,7 @@ int main(int argc, char** argv) {
   env.gw_socket = g_tmpdir + "/wsgated.sock";
   const std::string config_path = g_tmpdir + "/wsgated.toml";
   {
-    const int max_sessions = std::max(12000, max_idle + 2000);
-    std::ofstream f(config_path);
-    f << "[listen]\nunix_socket = \"" << env.gw_socket << "\"\n"
-      << "[log]\nlevel = \"warn\"\n"
-      << "[timeouts]\ndrain_ms = 2000\n"
-      << "[limits]\nmax_sessions = " << max_sessions << "\nmax_sessions_per_host = " << max_sessions
-      << "\n";
+    write_config(config_path, env.gw_socket, std::max(12000, max_idle + 2000));
   }
   env.wsgated = spawn({o.wsgated, "--config", config_path}, nullptr, g_tmpdir + "/wsgated.log", nullptr);
   if (env.wsgated < 0 || grpc_echo_pid < 0) die("cannot start wsgated or the gRPC echo");
@@ -988,6 +1114,7 @@ int main(int argc, char** argv) {
   if (want("mib")) mib(env, o);
   if (want("idle")) idle(env, o);
   if (want("opens")) opens(env, o);
+  if (want("burst")) burst(env, o);
   if (perf > 0) {
     ::kill(perf, SIGINT);
     int st;

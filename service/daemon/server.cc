@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "service/daemon/logging.h"
+#include "service/daemon/memory_trim.h"
 #include "service/daemon/posix/sd_notify.h"
 #include "service/daemon/posix/fd_limit.h"
 #include "service/daemon/posix/socket_activation.h"
@@ -192,6 +193,14 @@ std::string Server::start() {
       [peers](const grpc::CallbackServerContext& context) {
         return protocol_component_caller(*peers, context);
       });
+  // Give glibc's retained heap back to the kernel after bursts of sessions (memory_trim.h). The
+  // follow-up trim waits for the upstream close handshakes, which end within timeouts.close_ms.
+  if (MemoryTrimmer::enabled_by_environment()) {
+    MemoryTrimmer::Options trim;
+    trim.settle = std::chrono::milliseconds(config_.timeouts.close_ms) + trim.poll;
+    memory_trimmer_ = std::make_unique<MemoryTrimmer>(
+        [r = registry_.get()] { return r->active(); }, trim);
+  }
   rpc::GatewayDefaults defaults;
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);

@@ -40,6 +40,8 @@ class UnixListener;
 
 namespace wsgate::daemon {
 
+class MemoryTrimmer;
+
 class Server {
  public:
   // `config_path` (may be empty) is re-read on SIGHUP for the reloadable settings.
@@ -80,6 +82,8 @@ class Server {
   // Declared after io_ so that they are destroyed before it (both hold Asio objects of io_).
   std::unique_ptr<posix::SystemdNotifier> notifier_;
   std::unique_ptr<posix::UnixListener> unix_listener_;
+  // Polls registry_ (so declared after it, destroyed before it); null when turned off.
+  std::unique_ptr<MemoryTrimmer> memory_trimmer_;
 };
 
 }  // namespace wsgate::daemon
