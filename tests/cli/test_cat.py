@@ -14,25 +14,15 @@ import unittest
 
 from cli_fixture import CatProcess, run_cli
 from certs import make_certs
-from daemon_fixture import PROTO_PYTHON, REPO, DaemonTestCase
+from daemon_fixture import PROTO_PYTHON, REPO, DaemonTestCase, EchoServerTestCase
 from servers import (EchoServer, EchoSubprocess, RawServer, close_payload, frame, pattern_bytes,
                      wait_closed)
 
 MIB = 1 << 20
 
 
-class CatEchoTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = EchoServer(subprotocols=["chat.v2", "chat.v1"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            super().tearDownClass()
+class CatEchoTest(EchoServerTestCase):
+    ECHO_SERVER_OPTIONS = {"subprotocols": ["chat.v2", "chat.v1"]}
 
     def cat(self, *args):
         p = CatProcess(list(args), self.daemon)

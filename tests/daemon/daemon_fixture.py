@@ -19,6 +19,7 @@ import queue
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ if PROTO_PYTHON not in sys.path:
 
 import grpc  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
+from certs import make_certs  # noqa: E402
 from servers import EchoServer  # noqa: E402
 from wsgate.v1 import (  # noqa: E402,F401
     admin_pb2,
@@ -508,12 +510,15 @@ class DaemonTestCase(unittest.TestCase):
 
 
 class EchoServerTestCase(DaemonTestCase):
-    """DaemonTestCase plus one EchoServer (servers.py) per test class, as cls.server."""
+    """DaemonTestCase plus one EchoServer (servers.py) per test class, as cls.server, made with
+    ECHO_SERVER_OPTIONS (keyword arguments of EchoServer)."""
+
+    ECHO_SERVER_OPTIONS = {}
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = EchoServer().start()
+        cls.server = EchoServer(**cls.ECHO_SERVER_OPTIONS).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -521,3 +526,40 @@ class EchoServerTestCase(DaemonTestCase):
             cls.server.stop()
         finally:
             super().tearDownClass()
+
+
+class TlsEchoServerTestCase(DaemonTestCase):
+    """DaemonTestCase plus a TLS EchoServer (cls.server) with a certificate of a test CA made by
+    the openssl CLI (certs.py): cls.pki (paths), cls.ca_pem, cls.other_ca_pem. TLS_MAX_VERSION
+    (an ssl.TLSVersion) caps the server's protocol version; configure() runs before the daemon
+    starts (e.g. to set CONFIG from the PKI)."""
+
+    TLS_MAX_VERSION = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-pki-")
+        cls.pki = make_certs(cls.pki_dir)
+        with open(cls.pki["ca.pem"], "rb") as f:
+            cls.ca_pem = f.read()
+        with open(cls.pki["other-ca.pem"], "rb") as f:
+            cls.other_ca_pem = f.read()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cls.pki["server.pem"], cls.pki["server.key"])
+        if cls.TLS_MAX_VERSION is not None:
+            context.maximum_version = cls.TLS_MAX_VERSION
+        cls.server = EchoServer(ssl_context=context).start()
+        cls.configure()
+        super().setUpClass()
+
+    @classmethod
+    def configure(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.server.stop()
+            shutil.rmtree(cls.pki_dir, ignore_errors=True)

@@ -2,20 +2,18 @@
 the whole `Open` validated before any network I/O, per-host counting by normalized host and
 resolved address, messages after the client's close, active_sessions after the stream ends,
 lost upstreams in failures_by_cause, and a clear TLS version mismatch."""
-import shutil
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 import unittest
 
 import grpc
 
-from certs import make_certs
-from daemon_fixture import DaemonTestCase, admin_pb2, common_pb2, gateway_pb2
-from servers import EchoServer, EchoSubprocess, RawServer, frame, wait_closed
+from daemon_fixture import (DaemonTestCase, TlsEchoServerTestCase, admin_pb2, common_pb2,
+                            gateway_pb2)
+from servers import EchoServer, EchoSubprocess, RawServer, wait_closed
 
 
 def upgrade(conn):
@@ -256,26 +254,8 @@ class SessionEndTest(DaemonTestCase):
                          before + 1)
 
 
-class TlsVersionTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-pki-")
-        cls.pki = make_certs(cls.pki_dir)
-        with open(cls.pki["ca.pem"], "rb") as f:
-            cls.ca_pem = f.read()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cls.pki["server.pem"], cls.pki["server.key"])
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        cls.server = EchoServer(ssl_context=context).start()
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.server.stop()
-            shutil.rmtree(cls.pki_dir, ignore_errors=True)
+class TlsVersionTest(TlsEchoServerTestCase):
+    TLS_MAX_VERSION = ssl.TLSVersion.TLSv1_2
 
     def test_no_common_version_is_named(self):
         # The websockets (asyncio) server hangs up on a ClientHello it cannot serve; OpenSSL

@@ -1,44 +1,13 @@
 """wss:// through the gateway: trust from ca_pem, ca_file and the daemon's tls.ca_file; untrusted
 CAs and name mismatches fail the TLS handshake; insecure_skip_verify skips verification."""
-import shutil
-import ssl
-import tempfile
 import unittest
 
 import grpc
 
-from certs import make_certs
-from daemon_fixture import DaemonTestCase, gateway_pb2
-from servers import EchoServer
+from daemon_fixture import TlsEchoServerTestCase, gateway_pb2
 
 
-class TlsTestBase(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-pki-")
-        cls.pki = make_certs(cls.pki_dir)
-        with open(cls.pki["ca.pem"], "rb") as f:
-            cls.ca_pem = f.read()
-        with open(cls.pki["other-ca.pem"], "rb") as f:
-            cls.other_ca_pem = f.read()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cls.pki["server.pem"], cls.pki["server.key"])
-        cls.server = EchoServer(ssl_context=context).start()
-        cls.configure()
-        super().setUpClass()
-
-    @classmethod
-    def configure(cls):
-        pass
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.server.stop()
-            shutil.rmtree(cls.pki_dir, ignore_errors=True)
-
+class TlsTestBase(TlsEchoServerTestCase):
     def echo_round_trip(self, url, **tls):
         s, opened = self.open_session(url, tls=gateway_pb2.TlsOptions(**tls))
         self.assertEqual(opened.http_status, 101)
