@@ -65,6 +65,13 @@ STOP_TIMEOUT = 20.0
 RECV_TIMEOUT = 15.0
 
 
+def sanitized(path=None):
+    """Is the binary (wsgated by default) built with ASan or TSan?"""
+    with open(path or WSGATED, "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
 def wait_for(condition, timeout, interval=0.01, what="condition"):
     """Polls condition() until it returns a true value or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout

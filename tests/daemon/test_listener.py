@@ -15,7 +15,7 @@ import unittest
 import grpc
 
 from daemon_fixture import (START_TIMEOUT, WSGATED, Daemon, admin_pb2, admin_pb2_grpc,
-                            make_config, rpc_error_detail, wait_for)
+                            make_config, rpc_error_detail, sanitized, wait_for)
 
 def closed_port_url():
     """A port nothing listens on: a session admitted past the fd budget fails with
@@ -130,6 +130,9 @@ class FdExhaustionTest(DaemonCase):
         self.stop_ok(d)
 
 
+# Under ASan the daemon, starved of every fd, does not get as far as the upstream connect (gRPC
+# drops the client's call first), so only the plain build can observe the cause.
+@unittest.skipIf(sanitized(), "a sanitizer build needs fds of its own")
 class UpstreamFdLimitTest(DaemonCase):
     """An upstream connection that cannot get an fd reports cause fd_limit (it used to be
     network_error "Operation aborted", or dns_failure for a name). The fds are used up behind

@@ -8,7 +8,7 @@ import unittest
 
 import grpc
 
-from daemon_fixture import WSGATED, DaemonTestCase, gateway_pb2, gateway_pb2_grpc, wait_for
+from daemon_fixture import DaemonTestCase, gateway_pb2, gateway_pb2_grpc, sanitized, wait_for
 from servers import EchoSubprocess
 
 SESSIONS = 4000
@@ -33,14 +33,6 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
-def sanitized(path):
-    # ASan's and TSan's allocators replace glibc's malloc (and ASan keeps freed memory in its
-    # quarantine), so malloc_trim has nothing to act on there.
-    with open(path, "rb") as f:
-        data = f.read()
-    return b"__asan_init" in data or b"__tsan_init" in data
-
-
 async def burst(socket_path, url, n):
     """Opens n sessions (50 at a time), returns (calls, channel): the caller cancels them."""
     channel = grpc.aio.insecure_channel("unix:" + socket_path)
@@ -62,7 +54,9 @@ async def burst(socket_path, url, n):
     return calls, channel
 
 
-@unittest.skipIf(sanitized(WSGATED), "RSS is the sanitizer's allocator's, not glibc's")
+# ASan's and TSan's allocators replace glibc's malloc (and ASan keeps freed memory in its
+# quarantine), so malloc_trim has nothing to act on there.
+@unittest.skipIf(sanitized(), "RSS is the sanitizer's allocator's, not glibc's")
 @unittest.skipUnless(FD_LIMIT_OK, "RLIMIT_NOFILE's hard limit is below %d" % (SESSIONS + 1000))
 class MemoryAfterBurstTest(DaemonTestCase):
     LOG_LEVEL = "debug"  # each trim logs the RSS before and after (shown on failure)
