@@ -1,5 +1,7 @@
 #include "service/rpc/admin_service.h"
 
+#include "service/daemon/redact.h"
+
 namespace wsgate::rpc {
 
 AdminService::AdminService(SessionRegistry& registry,
@@ -18,7 +20,11 @@ grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext
       return reactor;
     }
   }
-  for (auto& info : registry_.list()) *response->add_sessions() = std::move(info);
+  // URLs are redacted (log.redact): Admin callers see where sessions go, not their tokens.
+  for (auto& info : registry_.list()) {
+    info.set_url(daemon::redact_url(info.url()));
+    *response->add_sessions() = std::move(info);
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
