@@ -5,6 +5,7 @@
 
 #include "service/daemon/config.h"
 #include "service/daemon/logging.h"
+#include "service/daemon/redact.h"
 #include "service/daemon/server.h"
 #ifndef _WIN32
 #include "service/daemon/posix/fd_limit.h"
@@ -35,7 +36,14 @@ int main(int argc, char** argv) {
   bool windows_service = false;
   app.add_flag("--service", windows_service, "run as the Windows service (install-service.ps1)");
 #endif
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here too (status 0); any flag error exits 2, as documented
+    // (docs/operations.md), not with CLI11's own codes (e.g. 109 for an unknown flag).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
   if (!loaded.config) {
@@ -67,11 +75,13 @@ int main(int argc, char** argv) {
     std::printf("wsgated: configuration OK\n");
     return 0;
   }
+  set_redaction({config.log.redact, config.log.redact_subprotocols});
 #ifdef _WIN32  // deploy: the service sets up its own log file and status reporting
   if (windows_service) return win32::run_service(config, config_path);
 #endif
   init_logging(config.log);
   Server server(config, config_path);
+  server.set_log_level_override(log_level);
   if (std::string error = server.start(); !error.empty()) {
     logger("daemon")->critical("cannot start: {}", error);
     return 1;

@@ -3,7 +3,8 @@
 //
 //   SIGTERM / SIGINT: stop accepting sessions, close every session with 1001, wait until they are
 //                     gone or timeouts.drain_ms passes, stop the gRPC server, exit 0.
-//   SIGHUP:           reopen the log file (rotation) and re-read log.level from the config file.
+//   SIGHUP:           reopen the log file (rotation) and re-read log.level and the redaction
+//                     settings (log.redact, log.redact_subprotocols) from the config file.
 //
 // Object lifetime: one per process, created by main(), destroyed after run() returns.
 // Thread safety: start() and run() are called from the main thread; request_shutdown() from
@@ -39,6 +40,8 @@ class UnixListener;
 }  // namespace wsgate::daemon::posix
 
 namespace wsgate::daemon {
+class MetricsServer;
+struct GrpcCallCounter;
 
 class Server {
  public:
@@ -54,6 +57,9 @@ class Server {
 
   void request_shutdown();
 
+  // The --log-level flag, if given: SIGHUP keeps it instead of the file's log.level.
+  void set_log_level_override(std::string level) { level_flag_ = std::move(level); }
+
   const std::string& socket_path() const { return config_.listen.unix_socket; }
 
  private:
@@ -61,6 +67,7 @@ class Server {
 
   Config config_;
   std::string config_path_;
+  std::string level_flag_;
   asio::io_context io_;  // upstream connections
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
@@ -80,6 +87,10 @@ class Server {
   // Declared after io_ so that they are destroyed before it (both hold Asio objects of io_).
   std::unique_ptr<posix::SystemdNotifier> notifier_;
   std::unique_ptr<posix::UnixListener> unix_listener_;
+  // operate: gRPC calls (counted by a server interceptor) and the metrics endpoint (on io_,
+  // so declared after it).
+  std::shared_ptr<GrpcCallCounter> grpc_calls_;
+  std::unique_ptr<MetricsServer> metrics_;
 };
 
 }  // namespace wsgate::daemon
