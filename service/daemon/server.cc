@@ -18,6 +18,10 @@
 #include "service/daemon/logging.h"
 #include "service/daemon/metrics.h"
 #include "service/daemon/redact.h"
+#ifdef WSGATE_HAVE_GRPC_STD_PROTO
+#include "grpc/health/v1/health.pb.h"
+#include "service/daemon/reflection_v1.h"
+#endif
 #include "service/daemon/posix/sd_notify.h"
 #include "service/daemon/posix/fd_limit.h"
 #include "service/daemon/posix/socket_activation.h"
@@ -258,6 +262,12 @@ std::string Server::start() {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Every service served, by full name: reflection v1 lists them, and each gets a health status
+  // of its own (SERVING now, NOT_SERVING while draining).
+  const std::vector<std::string> services = {
+      wsgate::v1::Gateway::service_full_name(), wsgate::v1::ProtocolComponent::service_full_name(),
+      wsgate::v1::Admin::service_full_name(), "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
   grpc::ServerBuilder builder;  // unix connections come from unix_listener_, not from gRPC
   int tcp_port = 0;
   if (!config_.listen.tcp.empty()) {
@@ -268,6 +278,13 @@ std::string Server::start() {
   builder.RegisterService(protocol_component_.get());
   builder.RegisterService(gateway_.get());
   builder.RegisterService(admin_.get());
+#ifdef WSGATE_HAVE_GRPC_STD_PROTO
+  // Referencing the health proto's descriptor keeps health.pb.o linked, which registers
+  // grpc.health.v1 in the generated pool that both reflection services read.
+  logger("rpc")->debug("reflection: {} known", grpc::health::v1::HealthCheckRequest::descriptor()->file()->name());
+  reflection_v1_ = std::make_unique<ReflectionV1Service>(services);
+  builder.RegisterService(reflection_v1_.get());
+#endif
   grpc_calls_ = std::make_shared<GrpcCallCounter>();
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -278,6 +295,13 @@ std::string Server::start() {
   if (!grpc_server_) return "cannot start the gRPC server (see the gRPC log above)";
   if (!config_.listen.tcp.empty() && tcp_port == 0) {
     return "cannot listen on tcp " + config_.listen.tcp;
+  }
+  if (auto* health = grpc_server_->GetHealthCheckService()) {
+    for (const std::string& name : services) {
+      if (name == "grpc.reflection.v1.ServerReflection" && !reflection_v1_) continue;
+      health->SetServingStatus(name, true);
+      log->debug("health: {} SERVING", name);
+    }
   }
 
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
@@ -364,7 +388,9 @@ void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
   auto log = logger("daemon");
   notifier_->stopping();  // deploy: systemd STOPPING=1
+  // NOT_SERVING for "" and for every service name set in start().
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);
+  log->debug("health: every service NOT_SERVING (draining)");
   const std::size_t open = registry_->active();
   registry_->shutdown_all();
   const bool drained =

@@ -22,6 +22,7 @@
 
 namespace grpc {
 class Server;
+class Service;
 }
 
 namespace wsgate::rpc {
@@ -91,6 +92,7 @@ class Server {
   // so declared after it).
   std::shared_ptr<GrpcCallCounter> grpc_calls_;
   std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<grpc::Service> reflection_v1_;  // grpc.reflection.v1 (reflection_v1.h)
 };
 
 }  // namespace wsgate::daemon
