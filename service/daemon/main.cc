@@ -1,6 +1,8 @@
 // wsgated: parse flags and the config file, then hand over to Server (service/daemon/server.h).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <cstdlib>
 
 #include "service/daemon/config.h"
@@ -14,6 +16,20 @@
 #ifdef _WIN32  // deploy: the Windows service entry (service/daemon/win32/)
 #include "service/daemon/win32/service.h"
 #endif
+
+namespace {
+
+// One "wsgated: " line per error (the configuration reports every error, one per line).
+void print_errors(const std::string& errors) {
+  std::size_t start = 0;
+  while (start <= errors.size()) {
+    const std::size_t end = std::min(errors.find('\n', start), errors.size());
+    std::fprintf(stderr, "wsgated: %s\n", errors.substr(start, end - start).c_str());
+    start = end + 1;
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace wsgate::daemon;
@@ -47,7 +63,7 @@ int main(int argc, char** argv) {
 
   LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
   if (!loaded.config) {
-    std::fprintf(stderr, "wsgated: %s\n", loaded.error.c_str());
+    print_errors(loaded.error);
     return 2;
   }
   Config config = *loaded.config;
@@ -57,7 +73,7 @@ int main(int argc, char** argv) {
   if (!log_format.empty()) config.log.format = log_format;
   if (config.listen.unix_socket.empty()) config.listen.unix_socket = default_socket_path();
   if (std::string error = validate(config); !error.empty()) {
-    std::fprintf(stderr, "wsgated: %s\n", error.c_str());
+    print_errors(error);
     return 2;
   }
 #ifndef _WIN32
