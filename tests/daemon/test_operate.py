@@ -206,6 +206,34 @@ class LogLevelReloadTest(unittest.TestCase):
             daemon.remove_files()
 
 
+class DebugComponentsTest(DaemonTestCase):
+    CONFIG = {"log": {"format": "json", "level": "debug"}}
+
+    def events(self, component):
+        import json
+        out = []
+        for line in self.daemon.log_text().splitlines():
+            event = json.loads(line)
+            if event["component"] == component:
+                out.append(event)
+        return out
+
+    def test_protocol_and_rpc_decisions_are_logged_with_fields(self):
+        from daemon_fixture import protocol_component_pb2
+        pc = self.daemon.protocol_component()
+        handle = pc.CreateClientHandle(protocol_component_pb2.CreateHandleRequest(), timeout=5).handle
+        pc.DeleteHandle(protocol_component_pb2.HandleRequest(handle=handle), timeout=5)
+        self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5)
+        protocol = wait_for(lambda: [e for e in self.events("protocol") if e.get("event") == "delete_handle"]
+                            and self.events("protocol"), 10, what="protocol events")
+        created = [e for e in protocol if e.get("event") == "create_handle"]
+        self.assertEqual((created[0]["level"], created[0]["role"], created[0]["verdict"]),
+                         ("debug", "client", "created"))
+        rpc = wait_for(lambda: [e for e in self.events("rpc") if e.get("msg") == "admin call"], 10,
+                       what="the admin call event")
+        self.assertEqual((rpc[0]["method"], rpc[0]["verdict"]), ("GetStats", "allowed"))
+
+
 class ConfigErrorsTest(unittest.TestCase):
     def run_wsgated(self, *args, config=None):
         work = tempfile.mkdtemp(prefix="wsgd-cfg-")
