@@ -206,6 +206,36 @@ class LogLevelReloadTest(unittest.TestCase):
             daemon.remove_files()
 
 
+class LogLevelFlagTest(unittest.TestCase):
+    def test_sighup_keeps_the_log_level_flag(self):
+        work = tempfile.mkdtemp(prefix="wsgd-flag-")
+        config = os.path.join(work, "wsgated.toml")
+        sock = os.path.join(work, "gw.sock")
+        log_path = os.path.join(work, "log")
+        with open(config, "w") as f:
+            f.write('[log]\nlevel = "debug"\n')
+        log = open(log_path, "wb")
+        proc = subprocess.Popen([WSGATED, "--config", config, "--socket", sock, "--log-level", "info"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+        def text():
+            with open(log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        try:
+            wait_for(lambda: "wsgated listening" in text(), 15, what="start-up")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "SIGHUP: logs reopened" in text(), 10, what="the reload line")
+            self.assertIn("log level info", text())  # the flag, not the file's debug
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=20), 0, text())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=20)
+            log.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+
 class DebugComponentsTest(DaemonTestCase):
     CONFIG = {"log": {"format": "json", "level": "debug"}}
 
