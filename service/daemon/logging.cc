@@ -17,6 +17,8 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "service/daemon/redact.h"
+
 namespace wsgate::daemon {
 
 namespace {
@@ -395,6 +397,21 @@ void log_event(spdlog::logger& log, spdlog::level::level_enum level, std::string
     throw;
   }
   t_fields = saved;
+}
+
+void log_session_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
+                       const SessionEvent& e) {
+  if (!log.should_log(level)) return;
+  const std::string url = redact_url(e.url);
+  if (e.event == "open") {
+    log_event(log, level, message, {{"session", e.session}, {"url", url}, {"event", e.event}});
+    return;
+  }
+  log_event(log, level, message,
+            {{"session", e.session}, {"url", url}, {"event", e.event}, {"code", e.code},
+             {"cause", e.cause}, {"initiator", e.initiator}, {"duration_ms", e.duration_ms},
+             {"bytes_in", e.bytes_in}, {"bytes_out", e.bytes_out}, {"messages_in", e.messages_in},
+             {"messages_out", e.messages_out}});
 }
 
 void set_log_level(std::string_view level) {

@@ -84,4 +84,26 @@ class LogField {
 void log_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
                std::initializer_list<LogField> fields);
 
+// The fields of a Gateway session's open, close and failure events (docs/configuration.md lists
+// them). `url` is the session's URL as the client gave it: log_session_event() redacts it.
+// bytes/messages "in" come from upstream, "out" go to upstream.
+struct SessionEvent {
+  std::string_view session = {};
+  std::string_view url = {};
+  std::string_view event = {};  // "open", "close", "failed"
+  int code = 0;                // close code (0: none, e.g. a failed open)
+  std::string_view cause = {};      // ErrorDetail.cause of a failure ("" when none)
+  std::string_view initiator = {};  // "client", "server", "gateway" ("" on open)
+  std::uint64_t duration_ms = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t messages_in = 0;
+  std::uint64_t messages_out = 0;
+};
+
+// One session event with the fields of `e` (an "open" event: session, url and event only; the
+// others: all of them), the url redacted per log.redact.
+void log_session_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
+                       const SessionEvent& e);
+
 }  // namespace wsgate::daemon

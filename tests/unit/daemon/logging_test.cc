@@ -332,6 +332,27 @@ TEST_F(LoggingTest, EventsBelowTheLevelAreNotWritten) {
   EXPECT_TRUE(read_lines(path)[0].ends_with(R"("msg":"decision","verdict":"deny"})"));
 }
 
+TEST_F(LoggingTest, SessionEventsCarryTheDocumentedFieldsWithTheUrlRedacted) {
+  const auto path = file("session.log");
+  init("json", path);
+  log_session_event(*logger("gateway"), spdlog::level::info, "session open",
+                    {.session = "ab12", .url = "wss://u:p@h/feed?token=S", .event = "open"});
+  SessionEvent close{.session = "ab12", .url = "wss://h/feed?token=S", .event = "close", .code = 1006,
+                     .cause = "connection_lost", .initiator = "server", .duration_ms = 1500,
+                     .bytes_in = 10, .bytes_out = 20, .messages_in = 1, .messages_out = 2};
+  log_session_event(*logger("gateway"), spdlog::level::info, "session closed", close);
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].ends_with(R"("msg":"session open","session":"ab12","url":"wss://***@h/feed?token=***",)"
+                                 R"("event":"open"})"))
+      << lines[0];
+  EXPECT_TRUE(lines[1].ends_with(R"("session":"ab12","url":"wss://h/feed?token=***","event":"close",)"
+                                 R"("code":1006,"cause":"connection_lost","initiator":"server",)"
+                                 R"("duration_ms":1500,"bytes_in":10,"bytes_out":20,"messages_in":1,)"
+                                 R"("messages_out":2})"))
+      << lines[1];
+}
+
 TEST_F(LoggingTest, LevelsFilterAndCanChange) {
   const auto path = file("levels.log");
   init("text", path, "warn");
