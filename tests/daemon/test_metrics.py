@@ -139,6 +139,21 @@ class MetricsTest(EchoServerTestCase):
         self.assertEqual(m['wsgate_connect_latency_seconds_bucket{le="+Inf"}'],
                          m["wsgate_connect_latency_seconds_count"])
 
+    def test_grpc_calls_are_counted_while_they_run_and_after(self):
+        wait_for(lambda: self.scrape()["wsgate_grpc_calls_active"] == 0, 10,
+                 what="the calls of earlier tests to end")
+        before = self.scrape()["wsgate_grpc_calls_total"]
+        for _ in range(3):
+            self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5)
+        s, _ = self.open_session(self.server.url)  # one stream in progress
+        m = self.scrape()
+        self.assertEqual(m["wsgate_grpc_calls_total"] - before, 4)
+        self.assertEqual(m["wsgate_grpc_calls_active"], 1)
+        s.send_close(1000)
+        s.recv_kind("closed")
+        s.wait_done()
+        wait_for(lambda: self.scrape()["wsgate_grpc_calls_active"] == 0, 10, what="the stream to end")
+
     @unittest.skipUnless(PROMTOOL, "promtool (Debian package prometheus) is not installed")
     def test_promtool_accepts_the_exposition(self):
         s, _ = self.open_session(self.server.url)  # so every family has samples
