@@ -285,8 +285,10 @@ std::string Server::start() {
   reflection_v1_ = std::make_unique<ReflectionV1Service>(services);
   builder.RegisterService(reflection_v1_.get());
 #endif
+  // The call counter is an interceptor, which every message of every call passes through:
+  // installed only when someone reads it (metrics.listen set).
   grpc_calls_ = std::make_shared<GrpcCallCounter>();
-  {
+  if (!config_.metrics.listen.empty()) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
     interceptors.push_back(std::make_unique<CountingInterceptorFactory>(grpc_calls_));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
