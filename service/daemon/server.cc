@@ -382,6 +382,8 @@ int Server::run() {
   return 0;
 }
 
+void Server::set_log_level_override(std::string level) { level_flag_ = std::move(level); }
+
 void Server::request_shutdown() {
   asio::post(signal_io_, [this] { signal_io_.stop(); });
 }

@@ -59,7 +59,7 @@ class Server {
   void request_shutdown();
 
   // The --log-level flag, if given: SIGHUP keeps it instead of the file's log.level.
-  void set_log_level_override(std::string level) { level_flag_ = std::move(level); }
+  void set_log_level_override(std::string level);
 
   const std::string& socket_path() const { return config_.listen.unix_socket; }
 

@@ -452,8 +452,13 @@ class GatewaySession final
   void reject_with(const grpc::Status& status, const v1::ErrorDetail& detail) {
     std::unique_lock lock(mutex_);
     if (finish_status_) return;
-    // The stream ends here, so its slot is freed now, not when the upstream close completes.
-    if (!id_.empty()) registry_.release(id_);
+    // The stream ends here, so its slot is freed now, not when the upstream close completes;
+    // outside the lock, because release() reads this session's info().
+    const std::string id = id_;
+    lock.unlock();
+    if (!id.empty()) registry_.release(id);
+    lock.lock();
+    if (finish_status_) return;
     phase_ = Phase::closed;
     enqueue(error_to_message(status, detail));
     finish_status_ = status;
