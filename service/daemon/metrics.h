@@ -38,7 +38,7 @@ struct MetricsSources {
   std::function<std::uint64_t()> fd_budget_in_use;
 };
 
-// The whole exposition, ending with "# EOF"-less text format 0.0.4 (trailing newline).
+// The whole exposition in the text format 0.0.4 (no "# EOF": that is OpenMetrics-only).
 std::string render_metrics(const MetricsSources& sources);
 
 // Process figures from /proc/self (0 where unreadable): resident bytes, open fds, threads.
