@@ -317,6 +317,9 @@ class Walker {
 
   explicit Walker(std::string source) : source_(std::move(source)) {}
 
+  // Every error met so far, one per key (walk() goes on with the next key after one fails).
+  const std::vector<std::string>& errors() const { return errors_; }
+
   [[noreturn]] void fail(const std::string& key, const toml::node& node, const std::string& why) const {
     std::string msg = source_ + ": " + key + ": " + why;
     const auto& begin = node.source().begin;
@@ -343,9 +346,18 @@ class Walker {
           }
         }
         if (!best.empty()) why += "; did you mean " + std::string(best) + "?";
-        fail(key, node, why);
+        try {
+          fail(key, node, why);
+        } catch (const ParseFailure& f) {
+          errors_.push_back(f.message);
+        }
+        continue;
       }
-      it->handle(node, key);
+      try {
+        it->handle(node, key);
+      } catch (const ParseFailure& f) {
+        errors_.push_back(f.message);  // report it with the others; the key keeps its default
+      }
     }
   }
 
@@ -430,9 +442,32 @@ class Walker {
     if (!why.empty()) fail(key, n, why);
   }
 
+  // Records an error (already formatted) found outside walk().
+  void record(std::string message) const { errors_.push_back(std::move(message)); }
+
  private:
   std::string source_;
+  mutable std::vector<std::string> errors_;
 };
+
+// metrics.listen: "" (off), "IP:PORT", "[IPv6]:PORT" or "unix:/absolute/path". An IP literal,
+// not a name: the endpoint is bound before any resolver matters, and a name could resolve to an
+// address the operator did not mean to expose.
+std::string check_metrics_listen(std::string_view v) {
+  if (v.empty()) return {};
+  if (v.starts_with("unix:")) {
+    const std::string_view path = v.substr(5);
+    if (!path.starts_with("/")) return quoted(v) + ": the unix socket path must be absolute, e.g. unix:/run/wsgate/metrics.sock";
+    return check_unix_socket(path);
+  }
+  if (std::string why = check_tcp_endpoint(v); !why.empty()) return why + " (or unix:/path)";
+  std::string host(v.substr(0, v.rfind(':')));
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (!is_ipv4(host) && !is_ipv6(host)) {
+    return quoted(v) + ": the host must be an IP address, e.g. 127.0.0.1:9464";
+  }
+  return {};
+}
 
 void parse_into(const toml::table& root, const Walker& w, Config& c) {
   using F = Walker::Field;
@@ -479,6 +514,12 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"level", str(&c.log.level, check_log_level)},
                   {"format", str(&c.log.format, check_log_format)},
                   {"file", str(&c.log.file)},
+                  {"redact",
+                   [&](const toml::node& n, const std::string& key) { w.bool_field(n, key, &c.log.redact); }},
+                  {"redact_subprotocols",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.bool_field(n, key, &c.log.redact_subprotocols);
+                   }},
               }),
       section("timeouts",
               {
@@ -552,6 +593,10 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"allow_gids",
                    [&](const toml::node& n, const std::string& key) { w.id_list(n, key, &c.admin.allow_gids); }},
               }),
+      section("metrics",
+              {
+                  {"listen", str(&c.metrics.listen, check_metrics_listen)},
+              }),
       {"io_threads",
        [&](const toml::node& n, const std::string& key) { w.unsigned_field(n, key, &c.io_threads, 1, kMaxIoThreads); }},
   };
@@ -591,10 +636,17 @@ LoadResult parse_config(const std::string& toml_text, const std::string& source_
   root = std::move(parsed).table();
 #endif
   Config config;
+  Walker walker(source_name);
   try {
-    parse_into(root, Walker(source_name), config);
+    parse_into(root, walker, config);
   } catch (const ParseFailure& f) {
-    result.error = f.message;
+    walker.record(f.message);
+  }
+  if (!walker.errors().empty()) {
+    for (const std::string& e : walker.errors()) {
+      if (!result.error.empty()) result.error += '\n';
+      result.error += e;
+    }
     return result;
   }
   result.config = std::move(config);
@@ -676,6 +728,7 @@ std::string validate(const Config& c) {
   each("policy.deny_cidrs", c.policy.deny_cidrs, check_cidr);
   each("policy.allow_ports", c.policy.allow_ports, check_port_spec);
 
+  add("metrics.listen", check_metrics_listen(c.metrics.listen));
   add("io_threads", check_io_threads(c.io_threads));
 
   std::string out;
@@ -693,6 +746,10 @@ std::vector<std::string> warnings(const Config& c) {
                   " is below timeouts.close_ms (" + std::to_string(c.timeouts.close_ms) +
                   "): on SIGTERM, sessions whose peer is slow to answer the close are cut "
                   "before their closing handshake may end; set drain_ms to at least close_ms");
+  }
+  if (!c.log.redact) {
+    out.push_back("log.redact is false: URLs (with their query tokens) and credential headers are "
+                  "written to the log and shown by Admin.ListSessions as they are");
   }
   return out;
 }

@@ -25,6 +25,15 @@ struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off (reloadable)
   std::string format = "text"; // text or json
   std::string file;            // empty: stderr; SIGHUP reopens it
+  // Redaction (service/daemon/redact.h) of URL userinfo/query values and credential headers in
+  // logs, Admin answers and metrics labels; the subprotocol opt-in masks Sec-WebSocket-Protocol.
+  bool redact = true;
+  bool redact_subprotocols = false;
+};
+
+// The metrics endpoint (service/daemon/metrics.h). Empty listen: off.
+struct MetricsConfig {
+  std::string listen;  // "127.0.0.1:9464", "[::1]:9464" or "unix:/run/wsgate/metrics.sock"
 };
 
 struct TimeoutConfig {
@@ -99,6 +108,7 @@ struct Config {
   PolicyConfig policy;
   TlsConfig tls;
   AdminConfig admin;
+  MetricsConfig metrics;
   std::uint32_t io_threads = 1;  // Asio threads (the gRPC library runs its own)
 };
 
@@ -106,7 +116,9 @@ struct Config {
 std::string default_socket_path();
 
 // Parses TOML text into a Config (defaults for absent keys). Unknown keys, wrong types and
-// out-of-range values are errors: the returned string says which key and why.
+// out-of-range values are errors: the returned string has one line per error (every error of
+// the file, not only the first), each naming the key and line, with a suggestion for a
+// misspelt key. A TOML syntax error stops the parser: it is reported alone.
 struct LoadResult {
   std::optional<Config> config;
   std::string error;  // set when !config
@@ -115,7 +127,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& source_
 LoadResult load_config_file(const std::string& path);
 
 // Checks cross-field rules (e.g. keepalive floor, CIDR syntax, log level names).
-std::string validate(const Config& config);  // empty when valid
+std::string validate(const Config& config);  // empty when valid, else one line per error
 
 // Settings that are valid but probably not meant (e.g. timeouts.drain_ms below close_ms): one
 // line each, naming the key. --check-config prints them and start-up logs them; they do not

@@ -17,6 +17,8 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "service/daemon/redact.h"
+
 namespace wsgate::daemon {
 
 namespace {
@@ -153,6 +155,41 @@ void append_text_escaped(memory_buf_t& dest, std::string_view s) {
 
 std::string_view payload(const log_msg& msg) { return {msg.payload.data(), msg.payload.size()}; }
 
+// The fields of the event being logged on this thread (log_event), read by the formatters. spdlog's
+// synchronous loggers format in the caller's thread, inside logger::log(), so a thread-local
+// carries them there without putting them in the message text (where a peer's bytes could
+// imitate them).
+thread_local const std::initializer_list<LogField>* t_fields = nullptr;
+
+bool needs_quotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
+// " key=value" for each field (text format); values escaped like messages.
+void append_text_fields(memory_buf_t& dest) {
+  if (t_fields == nullptr) return;
+  for (const LogField& f : *t_fields) {
+    dest.push_back(' ');
+    append_text_escaped(dest, f.key());
+    dest.push_back('=');
+    if (!f.is_number() && needs_quotes(f.text())) {
+      dest.push_back('"');
+      for (char c : f.text()) {
+        if (c == '"' || c == '\\') dest.push_back('\\');
+        append_text_escaped(dest, std::string_view(&c, 1));
+      }
+      dest.push_back('"');
+    } else {
+      append_text_escaped(dest, f.text());
+    }
+  }
+}
+
 // %l: the configuration's level names.
 class LevelFlag final : public spdlog::custom_flag_formatter {
  public:
@@ -167,6 +204,7 @@ class EscapedMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const log_msg& msg, const std::tm&, memory_buf_t& dest) override {
     append_text_escaped(dest, payload(msg));
+    append_text_fields(dest);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<EscapedMessageFlag>();
@@ -195,7 +233,22 @@ class JsonFormatter final : public spdlog::formatter {
     append_json_escaped(dest, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
     append(dest, "\",\"msg\":\"");
     append_json_escaped(dest, payload(msg));
-    append(dest, "\"}\n");
+    dest.push_back('"');
+    if (t_fields != nullptr) {
+      for (const LogField& f : *t_fields) {
+        append(dest, ",\"");
+        append_json_escaped(dest, f.key());
+        append(dest, "\":");
+        if (f.is_number()) {
+          append(dest, f.text());
+        } else {
+          dest.push_back('"');
+          append_json_escaped(dest, f.text());
+          dest.push_back('"');
+        }
+      }
+    }
+    append(dest, "}\n");
   }
 
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
@@ -324,6 +377,41 @@ std::shared_ptr<spdlog::logger> logger(std::string_view component) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   return get_or_create(s, component);
+}
+
+std::string log_level() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return std::string(level_name(s.level));
+}
+
+void log_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
+               std::initializer_list<LogField> fields) {
+  if (!log.should_log(level)) return;
+  const auto* saved = t_fields;  // a formatter never logs, but stay correct if one did
+  t_fields = &fields;
+  try {
+    log.log(level, spdlog::string_view_t(message.data(), message.size()));
+  } catch (...) {
+    t_fields = saved;
+    throw;
+  }
+  t_fields = saved;
+}
+
+void log_session_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
+                       const SessionEvent& e) {
+  if (!log.should_log(level)) return;
+  const std::string url = redact_url(e.url);
+  if (e.event == "open") {
+    log_event(log, level, message, {{"session", e.session}, {"url", url}, {"event", e.event}});
+    return;
+  }
+  log_event(log, level, message,
+            {{"session", e.session}, {"url", url}, {"event", e.event}, {"code", e.code},
+             {"cause", e.cause}, {"initiator", e.initiator}, {"duration_ms", e.duration_ms},
+             {"bytes_in", e.bytes_in}, {"bytes_out", e.bytes_out}, {"messages_in", e.messages_in},
+             {"messages_out", e.messages_out}});
 }
 
 void set_log_level(std::string_view level) {

@@ -1,10 +1,13 @@
 // wsgated: parse flags and the config file, then hand over to Server (service/daemon/server.h).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <cstdlib>
 
 #include "service/daemon/config.h"
 #include "service/daemon/logging.h"
+#include "service/daemon/redact.h"
 #include "service/daemon/server.h"
 #ifndef _WIN32
 #include "service/daemon/posix/fd_limit.h"
@@ -16,6 +19,20 @@
 #ifdef _WIN32  // deploy: the Windows service entry (service/daemon/win32/)
 #include "service/daemon/win32/service.h"
 #endif
+
+namespace {
+
+// One "wsgated: " line per error (the configuration reports every error, one per line).
+void print_errors(const std::string& errors) {
+  std::size_t start = 0;
+  while (start <= errors.size()) {
+    const std::size_t end = std::min(errors.find('\n', start), errors.size());
+    std::fprintf(stderr, "wsgated: %s\n", errors.substr(start, end - start).c_str());
+    start = end + 1;
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace wsgate::daemon;
@@ -38,11 +55,18 @@ int main(int argc, char** argv) {
   bool windows_service = false;
   app.add_flag("--service", windows_service, "run as the Windows service (install-service.ps1)");
 #endif
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here too (status 0); any flag error exits 2, as documented
+    // (docs/operations.md), not with CLI11's own codes (e.g. 109 for an unknown flag).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
   if (!loaded.config) {
-    std::fprintf(stderr, "wsgated: %s\n", loaded.error.c_str());
+    print_errors(loaded.error);
     return 2;
   }
   Config config = *loaded.config;
@@ -52,7 +76,7 @@ int main(int argc, char** argv) {
   if (!log_format.empty()) config.log.format = log_format;
   if (config.listen.unix_socket.empty()) config.listen.unix_socket = default_socket_path();
   if (std::string error = validate(config); !error.empty()) {
-    std::fprintf(stderr, "wsgated: %s\n", error.c_str());
+    print_errors(error);
     return 2;
   }
 #ifndef _WIN32
@@ -70,11 +94,13 @@ int main(int argc, char** argv) {
     std::printf("wsgated: configuration OK\n");
     return 0;
   }
+  set_redaction({config.log.redact, config.log.redact_subprotocols});
 #ifdef _WIN32  // deploy: the service sets up its own log file and status reporting
   if (windows_service) return win32::run_service(config, config_path);
 #endif
   init_logging(config.log);
   Server server(config, config_path);
+  server.set_log_level_override(log_level);
   if (std::string error = server.start(); !error.empty()) {
     logger("daemon")->critical("cannot start: {}", error);
     return 1;

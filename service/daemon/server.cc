@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,6 +17,12 @@
 
 #include "service/daemon/logging.h"
 #include "service/daemon/memory_trim.h"
+#include "service/daemon/metrics.h"
+#include "service/daemon/redact.h"
+#ifdef WSGATE_HAVE_GRPC_STD_PROTO
+#include "grpc/health/v1/health.pb.h"
+#include "service/daemon/reflection_v1.h"
+#endif
 #include "service/daemon/posix/sd_notify.h"
 #include "service/daemon/posix/fd_limit.h"
 #include "service/daemon/posix/socket_activation.h"
@@ -97,6 +104,41 @@ grpc::Status authorize_admin(const AdminConfig& admin, const rpc::PeerDirectory&
               ") may not call the Admin service: add it to admin.allow_uids or its group to "
               "admin.allow_gids");
 }
+
+}  // namespace
+
+// gRPC calls started and in progress, for the metrics endpoint. gRPC creates one interceptor per
+// call and deletes it when the call is destroyed, so the interceptor's lifetime is the call's.
+struct GrpcCallCounter {
+  std::atomic<std::uint64_t> active{0};
+  std::atomic<std::uint64_t> total{0};
+};
+
+namespace {
+
+class CountingInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit CountingInterceptor(std::shared_ptr<GrpcCallCounter> counter) : counter_(std::move(counter)) {
+    counter_->total.fetch_add(1, std::memory_order_relaxed);
+    counter_->active.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~CountingInterceptor() override { counter_->active.fetch_sub(1, std::memory_order_relaxed); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override { methods->Proceed(); }
+
+ private:
+  std::shared_ptr<GrpcCallCounter> counter_;
+};
+
+class CountingInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CountingInterceptorFactory(std::shared_ptr<GrpcCallCounter> counter) : counter_(std::move(counter)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo*) override {
+    return new CountingInterceptor(counter_);
+  }
+
+ private:
+  std::shared_ptr<GrpcCallCounter> counter_;
+};
 
 }  // namespace
 
@@ -229,6 +271,12 @@ std::string Server::start() {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Every service served, by full name: reflection v1 lists them, and each gets a health status
+  // of its own (SERVING now, NOT_SERVING while draining).
+  const std::vector<std::string> services = {
+      wsgate::v1::Gateway::service_full_name(), wsgate::v1::ProtocolComponent::service_full_name(),
+      wsgate::v1::Admin::service_full_name(), "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
   grpc::ServerBuilder builder;  // unix connections come from unix_listener_, not from gRPC
   int tcp_port = 0;
   if (!config_.listen.tcp.empty()) {
@@ -239,10 +287,32 @@ std::string Server::start() {
   builder.RegisterService(protocol_component_.get());
   builder.RegisterService(gateway_.get());
   builder.RegisterService(admin_.get());
+#ifdef WSGATE_HAVE_GRPC_STD_PROTO
+  // Referencing the health proto's descriptor keeps health.pb.o linked, which registers
+  // grpc.health.v1 in the generated pool that both reflection services read.
+  logger("rpc")->debug("reflection: {} known", grpc::health::v1::HealthCheckRequest::descriptor()->file()->name());
+  reflection_v1_ = std::make_unique<ReflectionV1Service>(services);
+  builder.RegisterService(reflection_v1_.get());
+#endif
+  // The call counter is an interceptor, which every message of every call passes through:
+  // installed only when someone reads it (metrics.listen set).
+  grpc_calls_ = std::make_shared<GrpcCallCounter>();
+  if (!config_.metrics.listen.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<CountingInterceptorFactory>(grpc_calls_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_) return "cannot start the gRPC server (see the gRPC log above)";
   if (!config_.listen.tcp.empty() && tcp_port == 0) {
     return "cannot listen on tcp " + config_.listen.tcp;
+  }
+  if (auto* health = grpc_server_->GetHealthCheckService()) {
+    for (const std::string& name : services) {
+      if (name == "grpc.reflection.v1.ServerReflection" && !reflection_v1_) continue;
+      health->SetServingStatus(name, true);
+      log->debug("health: {} SERVING", name);
+    }
   }
 
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
@@ -258,6 +328,19 @@ std::string Server::start() {
   unix_listener_->start();
   notifier_->start_watchdog(io_);
   // deploy end
+  if (!config_.metrics.listen.empty()) {
+    MetricsSources sources;
+    sources.registry = registry_.get();
+    sources.protocol_handles = [pc] { return static_cast<std::uint64_t>(pc->handle_count()); };
+    sources.protocol_accounted_bytes = [pc] { return pc->accounted_bytes(); };
+    sources.grpc_streams_active = [calls = grpc_calls_] { return calls->active.load(); };
+    sources.grpc_streams_total = [calls = grpc_calls_] { return calls->total.load(); };
+    sources.fd_budget_in_use = [budget = fd_budget_] { return budget->in_use(); };
+    metrics_ = std::make_unique<MetricsServer>(io_, [sources] { return render_metrics(sources); });
+    if (std::string error = metrics_->listen(config_.metrics.listen); !error.empty()) return error;
+    log_event(*log, spdlog::level::info, "metrics: serving " + metrics_->address(),
+              {{"event", "metrics_listening"}, {"address", metrics_->address()}});
+  }
   for (std::uint32_t i = 0; i < config_.io_threads; ++i) {
     io_threads_.emplace_back([this] { io_.run(); });
   }
@@ -276,10 +359,17 @@ int Server::run() {
           reopen_logs();
           if (!config_path_.empty()) {
             LoadResult reloaded = load_config_file(config_path_);
-            if (reloaded.config) {
-              set_log_level(reloaded.config->log.level);
-              logger("daemon")->info("SIGHUP: logs reopened, log level {}",
-                                     reloaded.config->log.level);
+            std::string invalid;
+            if (reloaded.config) invalid = validate(*reloaded.config);
+            if (reloaded.config && invalid.empty()) {
+              // A --log-level flag (kept in config_) wins over the file.
+              const std::string level =
+                  level_flag_.empty() ? reloaded.config->log.level : level_flag_;
+              set_log_level(level);
+              set_redaction({reloaded.config->log.redact, reloaded.config->log.redact_subprotocols});
+              logger("daemon")->info("SIGHUP: logs reopened, log level {}", level);
+            } else if (reloaded.config) {
+              logger("daemon")->error("SIGHUP: configuration not reloaded: {}", invalid);
             } else {
               logger("daemon")->error("SIGHUP: configuration not reloaded: {}", reloaded.error);
             }
@@ -301,6 +391,8 @@ int Server::run() {
   return 0;
 }
 
+void Server::set_log_level_override(std::string level) { level_flag_ = std::move(level); }
+
 void Server::request_shutdown() {
   asio::post(signal_io_, [this] { signal_io_.stop(); });
 }
@@ -309,7 +401,9 @@ void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
   auto log = logger("daemon");
   notifier_->stopping();  // deploy: systemd STOPPING=1
+  // NOT_SERVING for "" and for every service name set in start().
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);
+  log->debug("health: every service NOT_SERVING (draining)");
   const std::size_t open = registry_->active();
   registry_->shutdown_all();
   const bool drained =
@@ -323,6 +417,7 @@ void Server::drain_and_stop() {
   // Clients that connect while draining were still accepted: they learn NOT_SERVING and get
   // "shutdown" for new sessions instead of waiting in the backlog. Now no new connections.
   if (unix_listener_) unix_listener_->close();
+  if (metrics_) metrics_->close();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   grpc_server_->Wait();
   work_.reset();

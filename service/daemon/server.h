@@ -3,7 +3,8 @@
 //
 //   SIGTERM / SIGINT: stop accepting sessions, close every session with 1001, wait until they are
 //                     gone or timeouts.drain_ms passes, stop the gRPC server, exit 0.
-//   SIGHUP:           reopen the log file (rotation) and re-read log.level from the config file.
+//   SIGHUP:           reopen the log file (rotation) and re-read log.level and the redaction
+//                     settings (log.redact, log.redact_subprotocols) from the config file.
 //
 // Object lifetime: one per process, created by main(), destroyed after run() returns.
 // Thread safety: start() and run() are called from the main thread; request_shutdown() from
@@ -21,6 +22,7 @@
 
 namespace grpc {
 class Server;
+class Service;
 }
 
 namespace wsgate::rpc {
@@ -39,6 +41,8 @@ class UnixListener;
 }  // namespace wsgate::daemon::posix
 
 namespace wsgate::daemon {
+class MetricsServer;
+struct GrpcCallCounter;
 
 class MemoryTrimmer;
 
@@ -56,6 +60,9 @@ class Server {
 
   void request_shutdown();
 
+  // The --log-level flag, if given: SIGHUP keeps it instead of the file's log.level.
+  void set_log_level_override(std::string level);
+
   const std::string& socket_path() const { return config_.listen.unix_socket; }
 
  private:
@@ -63,6 +70,7 @@ class Server {
 
   Config config_;
   std::string config_path_;
+  std::string level_flag_;
   asio::io_context io_;  // upstream connections
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
@@ -84,6 +92,11 @@ class Server {
   std::unique_ptr<posix::UnixListener> unix_listener_;
   // Polls registry_ (so declared after it, destroyed before it); null when turned off.
   std::unique_ptr<MemoryTrimmer> memory_trimmer_;
+  // gRPC calls (counted by a server interceptor) and the metrics endpoint (on io_,
+  // so declared after it).
+  std::shared_ptr<GrpcCallCounter> grpc_calls_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<grpc::Service> reflection_v1_;  // grpc.reflection.v1 (reflection_v1.h)
 };
 
 }  // namespace wsgate::daemon

@@ -1,5 +1,21 @@
 #include "service/rpc/admin_service.h"
 
+#include "service/daemon/logging.h"
+#include "service/daemon/redact.h"
+
+namespace wsgate::rpc {
+namespace {
+
+// The authorization verdict of an Admin call, at debug (who asked, what, allowed or why not).
+void log_verdict(const grpc::CallbackServerContext& context, const char* method, const grpc::Status& verdict) {
+  daemon::log_event(*daemon::logger("rpc"), spdlog::level::debug, "admin call",
+                    {{"method", method}, {"peer", context.peer()},
+                     {"verdict", verdict.ok() ? std::string("allowed") : verdict.error_message()}});
+}
+
+}  // namespace
+}  // namespace wsgate::rpc
+
 namespace wsgate::rpc {
 
 AdminService::AdminService(SessionRegistry& registry,
@@ -12,13 +28,17 @@ grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext
                                                      const wsgate::v1::ListSessionsRequest*,
                                                      wsgate::v1::ListSessionsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (authorize_) {
-    if (grpc::Status denied = authorize_(*context); !denied.ok()) {
-      reactor->Finish(denied);
-      return reactor;
-    }
+  const grpc::Status verdict = authorize_ ? authorize_(*context) : grpc::Status::OK;
+  log_verdict(*context, "ListSessions", verdict);
+  if (!verdict.ok()) {
+    reactor->Finish(verdict);
+    return reactor;
   }
-  for (auto& info : registry_.list()) *response->add_sessions() = std::move(info);
+  // URLs are redacted (log.redact): Admin callers see where sessions go, not their tokens.
+  for (auto& info : registry_.list()) {
+    info.set_url(daemon::redact_url(info.url()));
+    *response->add_sessions() = std::move(info);
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -27,11 +47,11 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
                                                  const wsgate::v1::GetStatsRequest*,
                                                  wsgate::v1::GetStatsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (authorize_) {
-    if (grpc::Status denied = authorize_(*context); !denied.ok()) {
-      reactor->Finish(denied);
-      return reactor;
-    }
+  const grpc::Status verdict = authorize_ ? authorize_(*context) : grpc::Status::OK;
+  log_verdict(*context, "GetStats", verdict);
+  if (!verdict.ok()) {
+    reactor->Finish(verdict);
+    return reactor;
   }
   *response = registry_.stats();
   if (protocol_handles_) response->set_protocol_handles(protocol_handles_());

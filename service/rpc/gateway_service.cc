@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "service/daemon/redact.h"
 #include "service/net/upstream_connection.h"
 #include "service/net/url.h"
 #include "service/rpc/status.h"
@@ -221,7 +222,7 @@ class GatewaySession final
 
   void on_open(const net::OpenInfo& info) override {
     registry_.count_open();
-    logger_->info("session {}: open {} (subprotocol \"{}\")", id_, url_, info.subprotocol);
+    logger_->info("session {}: open {} (subprotocol \"{}\")", id_, daemon::redact_url(url_), info.subprotocol);
     ServerMessage m;
     auto* opened = m.mutable_opened();
     opened->set_session_id(id_);
@@ -307,7 +308,7 @@ class GatewaySession final
 
   void on_failed(const net::Failure& failure) override {
     registry_.count_failure(net::to_string(failure.cause));
-    logger_->warn("session {}: {} failed ({}): {}", id_, url_, net::to_string(failure.cause),
+    logger_->warn("session {}: {} failed ({}): {}", id_, daemon::redact_url(url_), net::to_string(failure.cause),
                   failure.message);
     {
       std::lock_guard lock(mutex_);
@@ -373,7 +374,7 @@ class GatewaySession final
     options.budget = budget_;
     if (options.tls.insecure_skip_verify) {
       logger_->warn("session to {}: TLS verification disabled by the client's request",
-                    open.url());
+                    daemon::redact_url(open.url()));
     }
 
     if (defaults_.fd_budget) {
@@ -451,8 +452,13 @@ class GatewaySession final
   void reject_with(const grpc::Status& status, const v1::ErrorDetail& detail) {
     std::unique_lock lock(mutex_);
     if (finish_status_) return;
-    // The stream ends here, so its slot is freed now, not when the upstream close completes.
-    if (!id_.empty()) registry_.release(id_);
+    // The stream ends here, so its slot is freed now, not when the upstream close completes;
+    // outside the lock, because release() reads this session's info().
+    const std::string id = id_;
+    lock.unlock();
+    if (!id.empty()) registry_.release(id);
+    lock.lock();
+    if (finish_status_) return;
     phase_ = Phase::closed;
     enqueue(error_to_message(status, detail));
     finish_status_ = status;

@@ -5,6 +5,7 @@
 #include <asio/ip/address.hpp>
 
 #include <cstdlib>
+#include <optional>
 
 namespace wsgate::rpc {
 namespace {
@@ -85,9 +86,25 @@ void SessionRegistry::unref_host(const std::string& key) {
 }
 
 void SessionRegistry::release(const std::string& id) {
+  std::shared_ptr<RegisteredSession> session;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    session = it->second.session.lock();
+  }
+  // The last counters, read outside the lock (info() takes the session's own lock).
+  std::optional<wsgate::v1::SessionInfo> last;
+  if (session) last = session->info();
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
-  if (it == entries_.end()) return;
+  if (it == entries_.end()) return;  // a concurrent release() got there first and counted it
+  if (last) {
+    bytes_sent_ += last->bytes_sent();
+    bytes_received_ += last->bytes_received();
+    messages_sent_ += last->messages_sent();
+    messages_received_ += last->messages_received();
+  }
   unref_host(it->second.host);
   if (!it->second.address.empty()) unref_host(it->second.address);
   entries_.erase(it);
@@ -139,20 +156,52 @@ void SessionRegistry::count_failure(const std::string& cause) {
   ++failures_[cause];
 }
 
-void SessionRegistry::add_bytes(std::uint64_t sent, std::uint64_t received) {
-  std::lock_guard lock(mutex_);
-  bytes_sent_ += sent;
-  bytes_received_ += received;
+void SessionRegistry::add_bytes(std::uint64_t, std::uint64_t) {}
+
+SessionRegistry::Totals SessionRegistry::totals() const {
+  Totals t;
+  std::vector<std::shared_ptr<RegisteredSession>> live;
+  {
+    // The ended sessions' totals and the live list in one critical section: release() moves a
+    // session from one to the other under the same mutex.
+    std::lock_guard lock(mutex_);
+    t.active = entries_.size();
+    t.opens_total = opens_total_;
+    t.failures_by_cause = failures_;
+    t.bytes_sent = bytes_sent_;
+    t.bytes_received = bytes_received_;
+    t.messages_sent = messages_sent_;
+    t.messages_received = messages_received_;
+    for (const auto& [id, entry] : entries_) {
+      if (auto s = entry.session.lock()) {
+        live.push_back(std::move(s));
+      } else {
+        ++t.active_by_state["connecting"];  // admitted, not attached yet
+      }
+    }
+  }
+  for (const auto& s : live) {  // outside the lock: info() takes the session's lock
+    const wsgate::v1::SessionInfo info = s->info();
+    t.bytes_sent += info.bytes_sent();
+    t.bytes_received += info.bytes_received();
+    t.messages_sent += info.messages_sent();
+    t.messages_received += info.messages_received();
+    std::string state = wsgate::v1::SessionState_Name(info.state());
+    if (state.rfind("SESSION_STATE_", 0) == 0) state.erase(0, 14);
+    for (char& c : state) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    ++t.active_by_state[state];
+  }
+  return t;
 }
 
 wsgate::v1::GetStatsResponse SessionRegistry::stats() const {
-  std::lock_guard lock(mutex_);
+  const Totals t = totals();
   wsgate::v1::GetStatsResponse out;
-  out.set_active_sessions(entries_.size());
-  out.set_opens_total(opens_total_);
-  for (const auto& [cause, n] : failures_) (*out.mutable_failures_by_cause())[cause] = n;
-  out.set_bytes_sent(bytes_sent_);
-  out.set_bytes_received(bytes_received_);
+  out.set_active_sessions(t.active);
+  out.set_opens_total(t.opens_total);
+  for (const auto& [cause, n] : t.failures_by_cause) (*out.mutable_failures_by_cause())[cause] = n;
+  out.set_bytes_sent(t.bytes_sent);
+  out.set_bytes_received(t.bytes_received);
   return out;
 }
 

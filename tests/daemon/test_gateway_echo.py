@@ -220,7 +220,7 @@ class GatewayEchoTest(EchoServerTestCase):
 
         info = wait_for(lambda: (lambda i: i if i and i.messages_received == 2 else None)(ours()),
                         10, what="ListSessions to show the session's counters")
-        self.assertEqual(info.url, self.server.url + "?q=1")
+        self.assertEqual(info.url, self.server.url + "?q=***")  # log.redact: query values masked
         self.assertEqual(info.state, admin_pb2.SESSION_STATE_OPEN)
         self.assertEqual((info.messages_sent, info.bytes_sent), (2, 8))
         self.assertEqual((info.messages_received, info.bytes_received), (2, 8))

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -36,6 +38,9 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
   EXPECT_EQ(a.log.file, b.log.file);
+  EXPECT_EQ(a.log.redact, b.log.redact);
+  EXPECT_EQ(a.log.redact_subprotocols, b.log.redact_subprotocols);
+  EXPECT_EQ(a.metrics.listen, b.metrics.listen);
   EXPECT_EQ(a.timeouts.connect_ms, b.timeouts.connect_ms);
   EXPECT_EQ(a.timeouts.handshake_ms, b.timeouts.handshake_ms);
   EXPECT_EQ(a.timeouts.close_ms, b.timeouts.close_ms);
@@ -570,9 +575,69 @@ TEST(ConfigExample, NamesEveryKey) {
         "max_protocol_memory_bytes =", "max_protocol_idle_ms =", "max_grpc_message_bytes =", "[pool]",
         "keepalive_interval_ms =", "ping_timeout_ms =", "idle_timeout_ms =", "[policy]", "allow_hosts =",
         "deny_hosts =", "allow_cidrs =", "deny_cidrs =", "allow_ports =", "[tls]", "ca_file =",
-        "allow_client_file_paths =", "[admin]", "allow_uids =", "allow_gids ="}) {
+        "allow_client_file_paths =", "[admin]", "allow_uids =", "allow_gids =", "redact =",
+        "redact_subprotocols =", "[metrics]", "listen ="}) {
     EXPECT_NE(text.find(std::string("\n") + key), std::string::npos) << key;
   }
+}
+
+// ---- operate: every error in one run, [metrics], log.redact --------------------------------------
+
+TEST(ConfigErrors, EveryErrorOfTheFileInOneRun) {
+  const std::string e = parse_error(
+      "io_thread = 2\n"
+      "[log]\nlevel = \"loud\"\nformt = \"json\"\n"
+      "[timeouts]\nconnect_ms = -1\n"
+      "[limits]\nmax_sessions = \"many\"\nmax_sesions = 3\n");
+  EXPECT_THAT(e, HasSubstr("io_thread: unknown key or table; did you mean io_threads? (line 1)"));
+  EXPECT_THAT(e, HasSubstr("log.level: unknown log level \"loud\""));
+  EXPECT_THAT(e, HasSubstr("log.formt: unknown key; did you mean format? (line 4)"));
+  EXPECT_THAT(e, HasSubstr("timeouts.connect_ms: expected a positive integer, got -1 (line 6)"));
+  EXPECT_THAT(e, HasSubstr("limits.max_sessions: expected a positive integer, got a string (line 8)"));
+  EXPECT_THAT(e, HasSubstr("limits.max_sesions: unknown key; did you mean max_sessions? (line 9)"));
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 5) << e;  // six errors, one per line
+}
+
+TEST(ConfigParse, MetricsAndRedactionKeys) {
+  LoadResult r = parse_config(
+      "[metrics]\nlisten = \"127.0.0.1:9464\"\n[log]\nredact = false\nredact_subprotocols = true\n", "c");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->metrics.listen, "127.0.0.1:9464");
+  EXPECT_FALSE(r.config->log.redact);
+  EXPECT_TRUE(r.config->log.redact_subprotocols);
+  for (const char* ok : {"[::1]:0", "0.0.0.0:65535", "unix:/run/wsgate/metrics.sock", ""}) {
+    LoadResult good = parse_config(std::string("[metrics]\nlisten = \"") + ok + "\"\n", "c");
+    EXPECT_TRUE(good.config) << ok << ": " << good.error;
+  }
+  EXPECT_TRUE(parse_config("[metrics]\n", "c").config->metrics.listen.empty());  // off by default
+  Config c;
+  EXPECT_TRUE(c.log.redact);  // on by default
+}
+
+TEST(ConfigErrors, MetricsListenBounds) {
+  EXPECT_THAT(parse_error("[metrics]\nlisten = \"localhost:9464\"\n"),
+              HasSubstr("metrics.listen: \"localhost:9464\": the host must be an IP address"));
+  EXPECT_THAT(parse_error("[metrics]\nlisten = \"127.0.0.1:65536\"\n"),
+              HasSubstr("metrics.listen: \"127.0.0.1:65536\": the port must be a number from 0 to 65535"));
+  EXPECT_THAT(parse_error("[metrics]\nlisten = \"9464\"\n"), HasSubstr("expected host:port"));
+  EXPECT_THAT(parse_error("[metrics]\nlisten = \"unix:relative.sock\"\n"),
+              HasSubstr("the unix socket path must be absolute"));
+  EXPECT_THAT(parse_error("[metrics]\nlisten = \"unix:/" + std::string(200, 'a') + "\"\n"),
+              HasSubstr("a unix socket path has at most"));
+  EXPECT_THAT(parse_error("[metrics]\nlisten = 9464\n"), HasSubstr("metrics.listen: expected a string"));
+  EXPECT_THAT(parse_error("[metrics]\nport = 9464\n"), HasSubstr("metrics.port: unknown key"));
+  EXPECT_THAT(parse_error("[log]\nredact = \"yes\"\n"), HasSubstr("log.redact: expected a boolean"));
+  Config c;
+  c.metrics.listen = "example.com:1";
+  EXPECT_THAT(validate(c), HasSubstr("metrics.listen:"));
+}
+
+TEST(ConfigWarnings, RedactionOffIsFlagged) {
+  Config c;
+  EXPECT_TRUE(warnings(c).empty());
+  c.log.redact = false;
+  ASSERT_EQ(warnings(c).size(), 1u);
+  EXPECT_THAT(warnings(c)[0], HasSubstr("log.redact is false"));
 }
 
 }  // namespace

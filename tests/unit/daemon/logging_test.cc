@@ -288,6 +288,71 @@ TEST_F(LoggingTest, JsonEscapesTheComponentName) {
 
 // ---- levels and components ----------------------------------------------------------------------
 
+// ---- structured events (log_event) ------------------------------------------------------------
+
+TEST_F(LoggingTest, JsonEventsCarryFieldsAsMembers) {
+  const auto path = file("fields.log");
+  init("json", path);
+  log_event(*logger("gateway"), spdlog::level::info, "session closed",
+            {{"session", "ab12"}, {"url", std::string("ws://h/\"x\"")}, {"code", 1000},
+             {"bytes_in", std::uint64_t{18446744073709551615u}}, {"clean", true}});
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0].ends_with(R"("component":"gateway","msg":"session closed","session":"ab12",)"
+                                 R"("url":"ws://h/\"x\"","code":1000,"bytes_in":18446744073709551615,)"
+                                 R"("clean":true})"))
+      << lines[0];
+  // The fields belong to that event only.
+  logger("gateway")->info("plain");
+  EXPECT_TRUE(read_lines(path).at(1).ends_with(R"("msg":"plain"})")) << read_lines(path).at(1);
+}
+
+TEST_F(LoggingTest, TextEventsCarryFieldsAsKeyValue) {
+  const auto path = file("fields.log");
+  init("text", path);
+  log_event(*logger("net"), spdlog::level::warn, "session failed",
+            {{"session", "ab12"}, {"cause", "tls_error"}, {"reason", "a b=\"c\"\n"}, {"empty", ""},
+             {"code", -1}});
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0].ends_with(R"(warn [net] session failed session=ab12 cause=tls_error )"
+                                 R"(reason="a b=\"c\"\n" empty="" code=-1)"))
+      << lines[0];
+}
+
+TEST_F(LoggingTest, EventsBelowTheLevelAreNotWritten) {
+  const auto path = file("fields.log");
+  init("json", path, "info");
+  log_event(*logger("net"), spdlog::level::debug, "decision", {{"verdict", "deny"}});
+  EXPECT_TRUE(read_lines(path).empty());
+  set_log_level("debug");
+  EXPECT_EQ(log_level(), "debug");
+  log_event(*logger("net"), spdlog::level::debug, "decision", {{"verdict", "deny"}});
+  ASSERT_EQ(read_lines(path).size(), 1u);
+  EXPECT_TRUE(read_lines(path)[0].ends_with(R"("msg":"decision","verdict":"deny"})"));
+}
+
+TEST_F(LoggingTest, SessionEventsCarryTheDocumentedFieldsWithTheUrlRedacted) {
+  const auto path = file("session.log");
+  init("json", path);
+  log_session_event(*logger("gateway"), spdlog::level::info, "session open",
+                    {.session = "ab12", .url = "wss://u:p@h/feed?token=S", .event = "open"});
+  SessionEvent close{.session = "ab12", .url = "wss://h/feed?token=S", .event = "close", .code = 1006,
+                     .cause = "connection_lost", .initiator = "server", .duration_ms = 1500,
+                     .bytes_in = 10, .bytes_out = 20, .messages_in = 1, .messages_out = 2};
+  log_session_event(*logger("gateway"), spdlog::level::info, "session closed", close);
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].ends_with(R"("msg":"session open","session":"ab12","url":"wss://***@h/feed?token=***",)"
+                                 R"("event":"open"})"))
+      << lines[0];
+  EXPECT_TRUE(lines[1].ends_with(R"("session":"ab12","url":"wss://h/feed?token=***","event":"close",)"
+                                 R"("code":1006,"cause":"connection_lost","initiator":"server",)"
+                                 R"("duration_ms":1500,"bytes_in":10,"bytes_out":20,"messages_in":1,)"
+                                 R"("messages_out":2})"))
+      << lines[1];
+}
+
 TEST_F(LoggingTest, LevelsFilterAndCanChange) {
   const auto path = file("levels.log");
   init("text", path, "warn");

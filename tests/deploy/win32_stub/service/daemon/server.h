@@ -17,6 +17,7 @@ class Server {
   std::string start();
   int run();
   void request_shutdown();
+  void set_log_level_override(std::string level);
   const std::string& socket_path() const;
 };
 
