@@ -19,57 +19,6 @@ namespace {
 using v1::ClientMessage;
 using v1::ServerMessage;
 
-grpc::StatusCode status_code_for(const net::Failure& f) {
-  switch (f.cause) {
-    case net::Cause::bad_request:
-    case net::Cause::tls_error:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    case net::Cause::destination_denied:
-      return grpc::StatusCode::PERMISSION_DENIED;
-    case net::Cause::connect_timeout:
-    case net::Cause::handshake_timeout:
-    case net::Cause::ping_timeout:
-    case net::Cause::close_timeout:
-      return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case net::Cause::upgrade_refused:
-      return f.http_status >= 500 ? grpc::StatusCode::UNAVAILABLE
-                                  : grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::handshake_rejected:
-      return grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::protocol_violation:
-      return grpc::StatusCode::DATA_LOSS;
-    case net::Cause::message_too_big:
-    case net::Cause::fd_limit:
-    case net::Cause::memory_budget:
-    case net::Cause::session_limit:
-      return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case net::Cause::tls_version_mismatch:
-      return grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::none:
-    case net::Cause::dns_failure:
-    case net::Cause::connection_refused:
-    case net::Cause::network_error:
-    case net::Cause::tls_handshake_failed:
-    case net::Cause::connection_lost:
-    case net::Cause::shutdown:
-      return grpc::StatusCode::UNAVAILABLE;
-  }
-  return grpc::StatusCode::UNKNOWN;
-}
-
-v1::ErrorDetail detail_for(const net::Failure& f) {
-  v1::ErrorDetail d = f.engine_result ? hresult_detail(*f.engine_result, net::to_string(f.cause))
-                                      : v1::ErrorDetail{};
-  d.set_cause(net::to_string(f.cause));
-  d.set_http_status(static_cast<std::uint32_t>(f.http_status));
-  for (const auto& [name, value] : f.http_headers) {
-    auto* h = d.add_http_headers();
-    h->set_name(name);
-    h->set_value(value);
-  }
-  return d;
-}
-
 v1::Initiator to_proto(net::Initiator i) {
   switch (i) {
     case net::Initiator::client: return v1::INITIATOR_CLIENT;
@@ -139,7 +88,8 @@ class GatewaySession final
         // The status is decided first: the upstream may answer the close before we get here.
         reject(result.refusal.code, result.refusal.cause, result.refusal.message);
         if (connection && result.refusal.code == grpc::StatusCode::INVALID_ARGUMENT) {
-          connection->close(1008, "", net::Initiator::gateway);
+          connection->close(session::close_code(ws::CloseStatus::policy_violation), "",
+                            net::Initiator::gateway);
         }
         return;
       case ClientMessageTranslator::Result::Kind::close:
@@ -169,7 +119,7 @@ class GatewaySession final
       logger_->warn("session {}: {}", id_, why);
       registry_.count_failure(net::to_string(net::Cause::memory_budget));
       reject(grpc::StatusCode::RESOURCE_EXHAUSTED, net::to_string(net::Cause::memory_budget), why);
-      connection->close(1013, "try again later", net::Initiator::gateway);
+      connection->close(session::kTryAgainLater, "try again later", net::Initiator::gateway);
       return;
     }
     // The next read starts once the connection has room: client-side backpressure.
@@ -277,7 +227,7 @@ class GatewaySession final
     std::optional<ServerMessage> error_message;
     if (info.failure && info.failure->cause != net::Cause::shutdown) {
       registry_.count_failure(net::to_string(info.failure->cause));
-      const v1::ErrorDetail detail = detail_for(*info.failure);
+      const v1::ErrorDetail detail = failure_detail(*info.failure);
       status = error_status(status_code_for(*info.failure), info.failure->message, detail);
       error_message = error_to_message(status, detail);
       logger_->warn("session {}: closed by the gateway, code {}: {}", id_, info.code,
@@ -285,7 +235,7 @@ class GatewaySession final
     } else {
       // A connection lost without a close frame is a failure too, although the stream itself
       // ends normally (the client reads `closed` 1006).
-      if (info.code == 1006 && !info.failure) {
+      if (info.code == session::close_code(ws::CloseStatus::aborted) && !info.failure) {
         registry_.count_failure(net::to_string(net::Cause::connection_lost));
       }
       static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
@@ -314,7 +264,7 @@ class GatewaySession final
       connection_.reset();
     }
     registry_.release(id_);  // before the stream can finish (see on_closed)
-    const v1::ErrorDetail detail = detail_for(failure);
+    const v1::ErrorDetail detail = failure_detail(failure);
     reject_with(error_status(status_code_for(failure), failure.message, detail), detail);
   }
 
@@ -349,7 +299,7 @@ class GatewaySession final
     std::unique_lock lock(mutex_);
     auto connection = connection_;
     lock.unlock();
-    if (connection) connection->close(1001, "gateway shutting down", net::Initiator::gateway);
+    if (connection) connection->shutdown();
   }
 
  private:
@@ -429,7 +379,10 @@ class GatewaySession final
                     "the stream ended before an `open` message");
     }
     // Ending the stream without a close sends 1001 upstream (a no-op after a close).
-    if (connection) connection->close(1001, "client went away", net::Initiator::client);
+    if (connection) {
+      connection->close(session::close_code(ws::CloseStatus::endpoint_unavailable),
+                        "client went away", net::Initiator::client);
+    }
   }
 
   ServerMessage error_to_message(const grpc::Status& status, const v1::ErrorDetail& detail) {
