@@ -169,12 +169,10 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
   auto pick = [](std::uint32_t requested, std::chrono::milliseconds fallback) {
     return requested != 0 ? std::chrono::milliseconds(requested) : fallback;
   };
+  static_cast<session::Tuning&>(options) = defaults;  // then what the client may override
   options.connect_timeout = pick(open.timeouts().connect_ms(), defaults.connect_timeout);
   options.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults.handshake_timeout);
   options.close_timeout = pick(open.timeouts().close_ms(), defaults.close_timeout);
-  options.keepalive_interval = defaults.keepalive_interval;
-  options.ping_timeout = defaults.ping_timeout;
-  options.idle_timeout = defaults.idle_timeout;
   options.max_message_bytes =
       open.limits().max_message_bytes() != 0
           ? std::min(open.limits().max_message_bytes(), defaults.max_message_bytes_ceiling)
@@ -183,7 +181,6 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
       open.limits().max_queued_bytes() != 0
           ? std::min(open.limits().max_queued_bytes(), defaults.max_queued_bytes)
           : defaults.max_queued_bytes;
-  options.max_header_bytes = defaults.max_header_bytes;
   options.stream_fragments = open.stream_fragments();
   OpenValidation out;
   out.options = std::move(options);

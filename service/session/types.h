@@ -93,13 +93,10 @@ struct OutgoingMessage {
   net::BudgetCharge charge;  // the payload's bytes against the daemon's budget; released with it
 };
 
-// What one session may do: the daemon's settings after the client's Open is applied. The
-// defaults here are the session defaults (config.h keeps the daemon's configuration defaults).
-struct Settings {
-  net::WebSocketUrl url;
-  std::vector<std::string> subprotocols;
-  std::vector<std::string> extensions;
-  Headers headers;  // extra request headers (validated by the caller: see validate_extra_headers)
+// The timeouts and limits of a session, with the session defaults (written once, here). The
+// Gateway's defaults (rpc::GatewayDefaults) are these plus their ceilings; config.h keeps the
+// daemon's configuration defaults, and server.cc builds GatewayDefaults from the configuration.
+struct Tuning {
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds close_timeout{5000};
@@ -109,6 +106,15 @@ struct Settings {
   std::uint64_t max_message_bytes = 16u << 20;
   std::uint64_t max_queued_bytes = 8u << 20;  // client -> upstream bytes not yet written
   std::uint32_t max_header_bytes = 16384;
+};
+
+// What one session may do: the daemon's tuning after the client's Open is applied, and what the
+// client asked for.
+struct Settings : Tuning {
+  net::WebSocketUrl url;
+  std::vector<std::string> subprotocols;
+  std::vector<std::string> extensions;
+  Headers headers;  // extra request headers (validated by the caller: see validate_extra_headers)
   bool stream_fragments = false;
   // The daemon-wide budget incoming messages are charged to while they are assembled (the
   // charge goes to the client with the message); nullptr: none.
