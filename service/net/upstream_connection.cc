@@ -92,13 +92,15 @@ UpstreamConnection::~UpstreamConnection() = default;
 
 void UpstreamConnection::start() {
   asio::post(strand_, [self = shared_from_this()] {
+    Lock lock(self->mutex_);
     if (self->machine_.finished()) return;
-    self->run(self->machine_.start(session::Clock::now()));
+    self->run(lock, self->machine_.start(session::Clock::now()));
     const WebSocketUrl& url = self->options_.url;
     if (self->options_.policy) {
       std::string reason = self->options_.policy->check_host(url.host, url.port);
       if (!reason.empty()) {
-        return self->run(self->machine_.transport_failed({Cause::destination_denied, reason}));
+        return self->run(lock,
+                         self->machine_.transport_failed({Cause::destination_denied, reason}));
       }
     }
     asio::error_code literal_error;
@@ -107,6 +109,7 @@ void UpstreamConnection::start() {
       // An IP literal needs no resolver (whose work runs on a thread of its own).
       auto results = asio::ip::tcp::resolver::results_type::create(
           asio::ip::tcp::endpoint(literal, url.port), url.host, std::to_string(url.port));
+      lock.unlock();
       return self->on_resolved({}, std::move(results));
     }
     self->resolver_.async_resolve(
@@ -119,10 +122,11 @@ void UpstreamConnection::start() {
 
 void UpstreamConnection::on_resolved(const asio::error_code& ec,
                                      asio::ip::tcp::resolver::results_type results) {
+  Lock lock(mutex_);
   if (machine_.finished()) return;
   if (ec) {
     const Cause cause = out_of_fds(ec) ? Cause::fd_limit : Cause::dns_failure;
-    return run(machine_.transport_failed(
+    return run(lock, machine_.transport_failed(
         {cause, "cannot resolve " + options_.url.host + ": " + ec.message()}));
   }
   std::vector<asio::ip::tcp::endpoint> allowed;
@@ -140,10 +144,10 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
   }
   if (allowed.empty()) {
     if (!denied_reason.empty()) {
-      return run(machine_.transport_failed({Cause::destination_denied, denied_reason}));
+      return run(lock, machine_.transport_failed({Cause::destination_denied, denied_reason}));
     }
-    return run(
-        machine_.transport_failed({Cause::dns_failure, "no address for " + options_.url.host}));
+    return run(lock, machine_.transport_failed(
+                         {Cause::dns_failure, "no address for " + options_.url.host}));
   }
   asio::async_connect(socket_, allowed,
                       [self = shared_from_this()](const asio::error_code& error,
@@ -154,6 +158,7 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
 
 void UpstreamConnection::on_connected(const asio::error_code& ec,
                                       const asio::ip::tcp::endpoint& endpoint) {
+  Lock lock(mutex_);
   if (machine_.finished()) return;
   if (ec) {
     // operation_aborted here is not ours (a finished machine returned above): Asio's range
@@ -161,33 +166,36 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
     const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
                         : out_of_fds(ec)                      ? Cause::fd_limit
                                                               : Cause::network_error;
-    return run(machine_.transport_failed(
+    return run(lock, machine_.transport_failed(
         {cause, "cannot connect to " + options_.url.host + ":" +
                     std::to_string(options_.url.port) + ": " + ec.message()}));
   }
   if (options_.admit_address) {
     std::string refused = options_.admit_address(endpoint.address());
     if (!refused.empty()) {
-      return run(machine_.transport_failed({Cause::session_limit, std::move(refused)}));
+      return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
     }
   }
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  run(machine_.transport_connected(session::Clock::now()));
+  run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (options_.url.secure) {
-    start_tls();
+    start_tls(lock);
   } else {
-    run(machine_.transport_ready(session::Clock::now()));
+    // The composed connect is over: from now on client events run in the caller's thread.
+    inline_ = true;
+    run(lock, machine_.transport_ready(session::Clock::now()));
   }
 }
 
-void UpstreamConnection::start_tls() {
+// Called on the strand with the mutex held.
+void UpstreamConnection::start_tls(Lock& lock) {
   if (options_.tls_context) {
     tls_context_ = options_.tls_context;
   } else {
     TlsContextResult made = make_tls_context(options_.tls, options_.default_ca_file);
-    if (!made.context) return run(machine_.transport_failed({Cause::tls_error, made.error}));
+    if (!made.context) return run(lock, machine_.transport_failed({Cause::tls_error, made.error}));
     tls_context_ = made.context;
   }
   tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
@@ -206,12 +214,13 @@ void UpstreamConnection::start_tls() {
   }
   tls_->async_handshake(asio::ssl::stream_base::client,
                         [self = shared_from_this()](const asio::error_code& ec) {
+                          Lock held(self->mutex_);
                           if (self->machine_.finished()) return;
                           if (ec) {
-                            return self->run(
-                                self->machine_.transport_failed(self->tls_handshake_failure(ec)));
+                            return self->run(held, self->machine_.transport_failed(
+                                                       self->tls_handshake_failure(ec)));
                           }
-                          self->run(self->machine_.transport_ready(session::Clock::now()));
+                          self->run(held, self->machine_.transport_ready(session::Clock::now()));
                         });
 }
 
@@ -262,54 +271,64 @@ Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Client events: posted to the strand, where the machine runs.
+// Client events.
 
-void UpstreamConnection::send(OutgoingMessage message, std::function<void()> on_room) {
-  asio::post(strand_, [self = shared_from_this(), message = std::move(message),
-                       on_room = std::move(on_room)]() mutable {
-    bool room = false;
-    session::Actions actions =
-        self->machine_.client_message(session::Clock::now(), std::move(message), &room);
-    if (on_room && !self->machine_.finished()) {
-      if (room) {
-        on_room();
-      } else if (self->machine_.open()) {
-        self->waiting_for_room_.push_back(std::move(on_room));
-      }
-    }
-    self->run(std::move(actions));
+template <class F>
+void UpstreamConnection::client_event(F f) {
+  Lock lock(mutex_);
+  if (inline_) return run(lock, f(lock));
+  lock.unlock();
+  asio::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable {
+    Lock held(self->mutex_);
+    self->run(held, f(held));
   });
 }
 
-void UpstreamConnection::pause_reading(bool paused) {
-  asio::post(strand_, [self = shared_from_this(), paused] {
-    self->run(self->machine_.client_paused(session::Clock::now(), paused));
+void UpstreamConnection::send(OutgoingMessage message, std::function<void()> on_room) {
+  client_event([this, message = std::move(message), on_room = std::move(on_room)](
+                   Lock&) mutable {
+    bool room = false;
+    session::Actions actions =
+        machine_.client_message(session::Clock::now(), std::move(message), &room);
+    if (on_room && !machine_.finished() && !actions.finish) {
+      if (room) {
+        notes_.push_back(Note{Note::Kind::room, {}, std::move(on_room), {}});
+      } else if (machine_.open()) {
+        waiting_for_room_.push_back(std::move(on_room));
+      }
+    }
+    return actions;
+  });
+}
+
+void UpstreamConnection::pause_reading(std::function<bool()> paused) {
+  client_event([this, paused = std::move(paused)](Lock&) {
+    return machine_.client_paused(session::Clock::now(), paused());
   });
 }
 
 void UpstreamConnection::close(std::uint16_t code, std::string reason, Initiator initiator) {
-  asio::post(strand_, [self = shared_from_this(), code, reason = std::move(reason), initiator] {
-    self->run(self->machine_.client_close(session::Clock::now(), code, reason, initiator));
+  client_event([this, code, reason = std::move(reason), initiator](Lock&) mutable {
+    return machine_.client_close(session::Clock::now(), code, std::move(reason), initiator);
   });
 }
 
 void UpstreamConnection::shutdown() {
-  asio::post(strand_, [self = shared_from_this()] {
-    self->run(self->machine_.shutdown(session::Clock::now(),
-                                      session::ShutdownReason::daemon_stopping));
+  client_event([this](Lock&) {
+    return machine_.shutdown(session::Clock::now(), session::ShutdownReason::daemon_stopping);
   });
 }
 
 void UpstreamConnection::abort(Cause cause, std::string message) {
-  asio::post(strand_, [self = shared_from_this(), cause, message = std::move(message)] {
-    self->run(self->machine_.abort({cause, message}));
+  client_event([this, cause, message = std::move(message)](Lock&) mutable {
+    return machine_.abort({cause, std::move(message)});
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Actions.
 
-void UpstreamConnection::run(session::Actions a) {
+void UpstreamConnection::run(Lock& lock, session::Actions a) {
   const session::Counters& c = machine_.counters();
   counters_.bytes_sent.store(c.bytes_sent, std::memory_order_relaxed);
   counters_.bytes_received.store(c.bytes_received, std::memory_order_relaxed);
@@ -320,32 +339,65 @@ void UpstreamConnection::run(session::Actions a) {
   if (a.read) start_read(*a.read);
   if (a.timer) arm_timer(*a.timer);
   for (session::Delivery& d : a.deliver) {
-    if (!observer_) break;
-    switch (d.kind) {
-      case session::Delivery::Kind::open: observer_->on_open(d.open); break;
-      case session::Delivery::Kind::message:
-        observer_->on_message(d.text, std::move(d.data), d.final, std::move(d.charge));
-        break;
-      case session::Delivery::Kind::pong: observer_->on_pong(std::move(d.data)); break;
-    }
+    notes_.push_back(Note{Note::Kind::deliver, std::move(d), {}, {}});
   }
   for (std::size_t i = 0; i < a.room && !waiting_for_room_.empty(); ++i) {
-    auto on_room = std::move(waiting_for_room_.front());
+    notes_.push_back(Note{Note::Kind::room, {}, std::move(waiting_for_room_.front()), {}});
     waiting_for_room_.pop_front();
-    on_room();
   }
-  if (!a.finish) return;
-  timer_.cancel();
-  resolver_.cancel();
-  close_socket();
-  waiting_for_room_.clear();
-  std::shared_ptr<ConnectionObserver> observer = std::move(observer_);
-  if (!observer) return;
-  if (a.finish->opened) {
-    observer->on_closed(a.finish->closed);
-  } else {
-    observer->on_failed(a.finish->failure);
+  if (a.finish) {
+    timer_.cancel();
+    waiting_for_room_.clear();
+    // The resolver, the connect and Asio's composed operations run on the strand; the socket is
+    // closed there too, never under their feet.
+    asio::post(strand_, [self = shared_from_this()] {
+      self->resolver_.cancel();
+      self->close_socket();
+    });
+    notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});
   }
+  deliver(lock);
+}
+
+void UpstreamConnection::deliver(Lock& lock) {
+  if (delivering_) return;  // that thread delivers ours too, in order
+  delivering_ = true;
+  while (!notes_.empty()) {
+    Note n = std::move(notes_.front());
+    notes_.pop_front();
+    lock.unlock();
+    // observer_ is only touched by the delivering thread (delivering_ hands it over under the
+    // mutex).
+    switch (n.kind) {
+      case Note::Kind::deliver:
+        if (!observer_) break;
+        switch (n.delivery.kind) {
+          case session::Delivery::Kind::open: observer_->on_open(n.delivery.open); break;
+          case session::Delivery::Kind::message:
+            observer_->on_message(n.delivery.text, std::move(n.delivery.data), n.delivery.final,
+                                  std::move(n.delivery.charge));
+            break;
+          case session::Delivery::Kind::pong:
+            observer_->on_pong(std::move(n.delivery.data));
+            break;
+        }
+        break;
+      case Note::Kind::room:
+        n.on_room();
+        break;
+      case Note::Kind::finish:
+        if (std::shared_ptr<ConnectionObserver> observer = std::move(observer_)) {
+          if (n.outcome.opened) {
+            observer->on_closed(n.outcome.closed);
+          } else {
+            observer->on_failed(n.outcome.failure);
+          }
+        }
+        break;
+    }
+    lock.lock();
+  }
+  delivering_ = false;
 }
 
 void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
@@ -354,8 +406,9 @@ void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& bu
   for (const session::ConstBuffer& b : buffers) out.emplace_back(b.data, b.size);
   auto done = asio::bind_executor(
       strand_, [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
-        self->run(self->machine_.write_done(session::Clock::now(), n, !ec,
-                                            ec ? ec.message() : std::string()));
+        Lock lock(self->mutex_);
+        self->run(lock, self->machine_.write_done(session::Clock::now(), n, !ec,
+                                                  ec ? ec.message() : std::string()));
       });
   if (tls_) {
     asio::async_write(*tls_, out, std::move(done));
@@ -367,8 +420,9 @@ void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& bu
 void UpstreamConnection::start_read(session::MutableBuffer buffer) {
   auto done = asio::bind_executor(
       strand_, [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
-        self->run(self->machine_.bytes_read(session::Clock::now(), n, !ec,
-                                            ec ? ec.message() : std::string()));
+        Lock lock(self->mutex_);
+        self->run(lock, self->machine_.bytes_read(session::Clock::now(), n, !ec,
+                                                  ec ? ec.message() : std::string()));
       });
   if (tls_) {
     tls_->async_read_some(asio::buffer(buffer.data, buffer.size), std::move(done));
@@ -381,7 +435,8 @@ void UpstreamConnection::arm_timer(session::TimePoint deadline) {
   timer_.expires_at(deadline);
   timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
     if (ec) return;  // replaced or cancelled
-    self->run(self->machine_.timer_fired(session::Clock::now()));
+    Lock lock(self->mutex_);
+    self->run(lock, self->machine_.timer_fired(session::Clock::now()));
   });
 }
 

@@ -5,16 +5,23 @@
 // timer at a time. The upgrade, the engine's action loop, the close policy, the timeouts and the
 // limits are the machine's (service/session/session_machine.h); no protocol rule lives here.
 //
-// Threading rule: every event of a session (an Asio completion, or a call from the gRPC
-// reactor, which posts) runs on the connection's strand, and the machine runs there; the
-// resulting I/O is started from the strand right away. Observer callbacks run on that strand,
-// one at a time, after the machine has returned.
+// Threading rule: one mutex per session. Whichever thread holds an event (an Asio completion,
+// or a call from the gRPC reactor) runs the machine under that mutex and starts the resulting
+// I/O itself (Asio initiations are serialised by the mutex; a write is attempted at once, in
+// the calling thread); nothing hops to another thread on the hot path. Two exceptions go
+// through the strand, where Asio's composed operations run their intermediate steps: the
+// connect phase (resolve, range connect, TLS handshake), and every event of a TLS session
+// (asio::ssl::stream keeps engine state those steps touch). Closing the socket is posted to the
+// strand too. Observer callbacks run outside the mutex, one at a time and in order: the thread
+// that finds no delivery in progress delivers everything queued, including what other threads
+// queue meanwhile.
 //
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
 // observer is released after the final event (on_failed or on_closed), which breaks the
 // connection -> observer -> connection cycle.
-// Thread safety: all public methods may be called from any thread; they post to the strand.
+// Thread safety: all public methods may be called from any thread, but not while the caller
+// holds a lock an observer callback takes (they may deliver callbacks in the calling thread).
 #pragma once
 
 #include <asio.hpp>
@@ -25,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -107,8 +115,10 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // socket slows the client down instead of growing memory. Messages after a close are dropped.
   void send(OutgoingMessage message, std::function<void()> on_room);
 
-  // Stops (or resumes) reading from the socket: the gRPC side is not consuming.
-  void pause_reading(bool paused);
+  // Stops (or resumes) reading from the socket: the gRPC side is not consuming. `paused` is
+  // read when the call takes effect, so when callers race, the last call applies the latest
+  // wish (a bool captured at the call could apply an old one last).
+  void pause_reading(std::function<bool()> paused);
 
   // Sends a close (if none was sent) and waits up to the close timeout for the peer's; then the
   // TCP connection is dropped. `initiator` says who asked (client close, stream end, shutdown).
@@ -136,15 +146,31 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Connect phase (the transport's own).
   void on_resolved(const asio::error_code& ec, asio::ip::tcp::resolver::results_type results);
   void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
-  void start_tls();
+  void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
 
-  // Performs what the machine asked for, then tells the observer. On the strand.
-  void run(session::Actions actions);
+  using Lock = std::unique_lock<std::mutex>;
+
+  // A client event: `f(lock)` runs the machine under the mutex, in the calling thread when the
+  // session is inline (plain TCP, connected), else on the strand.
+  template <class F>
+  void client_event(F f);
+  // Performs what the machine asked for and queues what the observer must hear, then delivers.
+  // Called with the mutex held; returns with it held.
+  void run(Lock& lock, session::Actions actions);
+  void deliver(Lock& lock);
   void start_write(const std::vector<session::ConstBuffer>& buffers);
   void start_read(session::MutableBuffer buffer);
   void arm_timer(session::TimePoint deadline);
   void close_socket();
+
+  // Something the observer must hear, in order.
+  struct Note {
+    enum class Kind { deliver, room, finish } kind;
+    session::Delivery delivery;
+    std::function<void()> on_room;
+    session::Outcome outcome;
+  };
 
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
@@ -156,8 +182,13 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;  // the machine's one timer
-  std::deque<std::function<void()>> waiting_for_room_;
   Counters counters_;
+
+  std::mutex mutex_;  // guards everything below and machine_
+  bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
+  bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
+  std::deque<std::function<void()>> waiting_for_room_;
+  std::deque<Note> notes_;
 };
 
 }  // namespace wsgate::net

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -141,11 +142,16 @@ class GatewaySession final
       outbox_.clear();
       outbox_bytes_ = 0;
     }
+    std::shared_ptr<net::UpstreamConnection> resume;
     if (paused_ && outbox_bytes_ <= effective_.max_queued_bytes / 2) {
       paused_ = false;
-      if (connection_) connection_->pause_reading(false);
+      want_paused_ = false;
+      resume = connection_;
     }
     flush(lock);
+    if (lock.owns_lock()) lock.unlock();
+    // Outside the lock: the connection may deliver (on_message, ...) in this thread.
+    if (resume) resume->pause_reading(paused_wish());
   }
 
   void OnCancel() override {
@@ -199,11 +205,15 @@ class GatewaySession final
     msg->set_final(final);
     std::unique_lock lock(mutex_);
     enqueue(std::move(m), std::move(charge));
+    std::shared_ptr<net::UpstreamConnection> pause;
     if (!paused_ && outbox_bytes_ > effective_.max_queued_bytes && connection_) {
       paused_ = true;  // the client is not keeping up: stop reading the socket
-      connection_->pause_reading(true);
+      want_paused_ = true;
+      pause = connection_;
     }
     flush(lock);
+    if (lock.owns_lock()) lock.unlock();
+    if (pause) pause->pause_reading(paused_wish());  // outside the lock, as every call into it
   }
 
   void on_pong(std::string payload) override {
@@ -304,6 +314,15 @@ class GatewaySession final
 
  private:
   enum class Phase { awaiting_open, connecting, open, closed };
+
+  // paused_ for the connection, read when its pause call takes effect (see pause_reading).
+  std::function<bool()> paused_wish() {
+    std::weak_ptr<GatewaySession> weak = shared_from_this();
+    return [weak] {
+      auto self = weak.lock();
+      return self && self->want_paused_.load();
+    };
+  }
 
   std::pair<std::uint64_t, std::uint64_t> connection_counters() {
     std::lock_guard lock(mutex_);
@@ -461,6 +480,7 @@ class GatewaySession final
   std::uint64_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool paused_ = false;
+  std::atomic<bool> want_paused_{false};  // paused_, readable without the mutex
   bool finished_ = false;
   bool done_ = false;
   bool client_ended_ = false;
