@@ -443,8 +443,13 @@ class GatewaySession final
     if (!outbox_.empty()) {
       writing_ = true;
       const ServerMessage* next = &outbox_.front().message;  // stable until popped in OnWriteDone
+      // More messages wait behind this one: gRPC may hold it and send it with the next (one
+      // write in flight per stream, but not one syscall per message). The last one is sent
+      // without the hint, which flushes.
+      grpc::WriteOptions options;
+      if (outbox_.size() > 1) options.set_buffer_hint();
       lock.unlock();
-      StartWrite(next);
+      StartWrite(next, options);
       return;
     }
     if (finish_status_) {
