@@ -681,6 +681,13 @@ void SessionMachine::on_indication(TimePoint now, ws::BufferType type, const ws:
                 "(limits.memory_budget_bytes = " + std::to_string(budget.limit()) + ", " +
                     std::to_string(budget.used()) + " bytes in use by all sessions)"});
   }
+  // The frame's declared length (already checked against max_message_bytes) sizes the buffer
+  // once: no doubling and copying as a large message arrives. Pages not yet written are not
+  // resident, so the memory used still follows the bytes received (and charged). Not when
+  // streaming: each chunk leaves as its own message.
+  const std::uint64_t expected =
+      message_.size() + buffer.data.length + engine_->receive_frame_remaining();
+  if (!settings_.stream_fragments && expected > message_.capacity()) message_.reserve(expected);
   message_.append(reinterpret_cast<const char*>(buffer.data.buffer), buffer.data.length);
   message_size_ += buffer.data.length;
   counters_.bytes_received += buffer.data.length;
