@@ -246,14 +246,26 @@ Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
       return take();
     case Io::send_queue:
     case Io::receive_queue:
-      engine_->complete_action(context, ok ? static_cast<std::uint32_t>(bytes) : 0);
+    case Io::gathered:
+      if (io == Io::gathered) {
+        gather_.clear();  // its frames were completed when they were copied
+        if (gather_.capacity() > kGatherLimit) gather_.shrink_to_fit();
+      } else {
+        engine_->complete_action(context, ok ? static_cast<std::uint32_t>(bytes) : 0);
+      }
       if (!ok) {
         finish({close_code(ws::CloseStatus::aborted), "", Initiator::server, false,
                 Failure{Cause::network_error, "write failed: " + std::string(error)}});
         return take();
       }
       last_activity_ = now;
-      if (held_pong_context_ != nullptr) {
+      if (held_send_context_ != nullptr) {
+        write_ = Io::send_queue;
+        write_context_ = held_send_context_;
+        held_send_context_ = nullptr;
+        out_.write = std::move(held_send_);
+        held_send_.clear();
+      } else if (held_pong_context_ != nullptr) {
         void* held = held_pong_context_;
         held_pong_context_ = nullptr;
         write_ = Io::receive_queue;
@@ -516,25 +528,49 @@ void SessionMachine::start_write(Io io, void* context, const ws::Buffer* buffers
 }
 
 bool SessionMachine::pump_send(TimePoint now) {
-  ws::Buffer buffers[2];
-  std::uint32_t count = 2;
-  ws::Action action;
-  ws::BufferType type;
-  void* context = nullptr;
-  const ws::Result r = engine_->get_action(ws::ActionQueue::send, buffers, &count, &action, &type,
-                                           nullptr, &context);
-  if (r != ws::Result::ok) return false;
-  switch (action) {
-    case ws::Action::send_to_network:
-      start_write(Io::send_queue, context, buffers, count);
-      return false;
-    case ws::Action::indicate_send_complete:
+  bool progress = false;
+  while (phase_ == Phase::open && gather_.size() < kGatherLimit) {
+    ws::Buffer buffers[2];
+    std::uint32_t count = 2;
+    ws::Action action;
+    ws::BufferType type;
+    void* context = nullptr;
+    const ws::Result r = engine_->get_action(ws::ActionQueue::send, buffers, &count, &action,
+                                             &type, nullptr, &context);
+    if (r != ws::Result::ok) break;
+    if (action == ws::Action::indicate_send_complete) {
       engine_->complete_action(context, 0);
       release_written(now);
-      return true;
-    default:
-      return false;
+      progress = true;
+      continue;
+    }
+    if (action != ws::Action::send_to_network) break;
+    std::size_t total = 0;
+    for (std::uint32_t i = 0; i < count; ++i) total += buffers[i].data.length;
+    if (type == ws::BufferType::close || (gather_.empty() && total >= kZeroCopyFrom)) {
+      if (gather_.empty()) {
+        start_write(Io::send_queue, context, buffers, count);  // written from the engine's buffer
+        return progress;
+      }
+      held_send_context_ = context;  // after the gathered frames
+      held_send_.clear();
+      for (std::uint32_t i = 0; i < count; ++i) {
+        held_send_.push_back({buffers[i].data.buffer, buffers[i].data.length});
+      }
+      break;
+    }
+    for (std::uint32_t i = 0; i < count; ++i) {
+      gather_.append(reinterpret_cast<const char*>(buffers[i].data.buffer), buffers[i].data.length);
+    }
+    engine_->complete_action(context, static_cast<std::uint32_t>(total));
+    progress = true;
   }
+  if (!gather_.empty() && write_ == Io::none && phase_ == Phase::open) {
+    write_ = Io::gathered;
+    write_context_ = nullptr;
+    out_.write.push_back({gather_.data(), gather_.size()});
+  }
+  return progress;
 }
 
 void SessionMachine::release_written(TimePoint now) {
@@ -734,8 +770,7 @@ void SessionMachine::abandon_receive(std::uint16_t code, const std::string& reas
 // The receive side is stopped for good, so the pump loop that called us ends; the close must
 // still go out now, not when the close timer fires.
 void SessionMachine::flush_close() {
-  while (phase_ == Phase::open && write_ == Io::none && pump_send(last_activity_)) {
-  }
+  if (phase_ == Phase::open && write_ == Io::none) pump_send(last_activity_);
 }
 
 void SessionMachine::on_protocol_violation(ws::Result result) {

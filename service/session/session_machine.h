@@ -60,6 +60,10 @@ using TimePoint = Clock::time_point;
 // RSS slope measured the same with 16 KiB and 64 KiB: bench/README.md).
 inline constexpr std::uint32_t kReceiveBufferSize = ws::kMaxBufferSize;
 inline constexpr std::uint32_t kSendBufferSize = ws::kMaxBufferSize;
+// Frames smaller than kZeroCopyFrom are copied and gathered into one write of up to
+// kGatherLimit bytes; larger ones are written from the engine's buffer.
+inline constexpr std::size_t kZeroCopyFrom = 8192;
+inline constexpr std::size_t kGatherLimit = 65536;
 
 // Why the gateway closes a session on its own (typed: no reason string is matched).
 enum class ShutdownReason { daemon_stopping };
@@ -157,7 +161,7 @@ class SessionMachine {
 
  private:
   enum class Phase { idle, connecting, handshaking, upgrading, open, done };
-  enum class Io { none, request, response, send_queue, receive_queue };
+  enum class Io { none, request, response, send_queue, receive_queue, gathered };
 
   Actions take();
   void fail(Failure failure);
@@ -204,6 +208,13 @@ class SessionMachine {
   // The receive side's automatic pong, waiting for the send side's write to finish.
   void* held_pong_context_ = nullptr;
   std::vector<ConstBuffer> held_pong_;
+  // Small frames gathered into one write: each is copied here and its action completed at once,
+  // so the engine hands out the next; written together (Io::gathered). A close frame is never
+  // gathered (the session may end once it is written): it waits here until the gathered write
+  // is done.
+  std::string gather_;
+  void* held_send_context_ = nullptr;
+  std::vector<ConstBuffer> held_send_;
 
   bool receive_queued_ = false;
   bool reading_paused_ = false;

@@ -550,14 +550,50 @@ TEST(SessionMachine, ClientMessagesWaitForRoom) {
   bool room = true;
   h.send_text("0123456789abcdef", &room);
   EXPECT_FALSE(room) << "16 bytes queued, limit 10";
-  EXPECT_EQ(h.room, 0u);
-  h.drain_writes();
-  EXPECT_EQ(h.room, 1u) << "room once the message is written";
-  h.send_text("ok", &room);
-  EXPECT_TRUE(room);
+  ASSERT_FALSE(h.write.empty()) << "handed to the socket at once";
+  EXPECT_EQ(h.room, 1u) << "room once the frame is in the (bounded) write";
+  // While that write is in flight, the next message stays queued: no room.
+  h.send_text("fedcba9876543210", &room);
+  EXPECT_FALSE(room);
+  EXPECT_EQ(h.room, 1u);
+  h.complete_write();
+  EXPECT_EQ(h.room, 2u) << "room once the socket took the first write";
   h.drain_writes();
   ASSERT_EQ(h.frames().size(), 2u);
   EXPECT_EQ(h.frames()[0].payload, "0123456789abcdef");
+  EXPECT_EQ(h.frames()[1].payload, "fedcba9876543210");
+}
+
+TEST(SessionMachine, QueuedFramesGoOutInOneWrite) {
+  Harness h;
+  h.open();
+  h.send_text("first");
+  ASSERT_FALSE(h.write.empty());
+  for (int i = 0; i < 10; ++i) h.send_text("more " + std::to_string(i));
+  h.complete_write();  // the first
+  ASSERT_FALSE(h.write.empty());
+  EXPECT_EQ(h.write.size(), 1u) << "one buffer";
+  h.complete_write();  // all ten at once
+  EXPECT_TRUE(h.write.empty());
+  ASSERT_EQ(h.frames().size(), 11u);
+  EXPECT_EQ(h.frames()[10].payload, "more 9");
+  EXPECT_EQ(h.machine.counters().messages_sent, 11u);
+}
+
+TEST(SessionMachine, CloseIsNotGatheredAheadOfItsWrite) {
+  Harness h;
+  h.open();
+  h.send_text("first");
+  h.send_text("second");
+  h.apply(h.machine.client_close(h.now, 1000, ""));
+  h.feed(server_frame(0x8, close_payload(1000)));
+  while (!h.outcome) {
+    ASSERT_FALSE(h.write.empty()) << "the session ends only once our close is written";
+    h.complete_write();
+  }
+  ASSERT_EQ(h.frames().size(), 3u);
+  EXPECT_EQ(h.frames()[2].opcode, 0x8);
+  EXPECT_TRUE(h.outcome->closed.clean);
 }
 
 TEST(SessionMachine, PausedClientStopsTheReads) {
