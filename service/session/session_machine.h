@@ -15,8 +15,9 @@
 //    timeout, all through one timer;
 //  - max_message_bytes (a frame whose declared length cannot fit is refused from its header,
 //    1009), the memory-budget charges of incoming messages, and backpressure both ways
-//    (max_queued_bytes of client messages not yet written; reads stop while the client side is
-//    paused).
+//    (max_queued_bytes of client messages not yet handed to a write, plus at most kGatherLimit
+//    bytes in the write itself; reads stop while the client side is paused);
+//  - batching: every small frame queued while a write is in flight goes out in the next write.
 // Resolve, destination policy and connect (and the TLS handshake) stay in the transport, which
 // reports their outcome (transport_connected / transport_ready / transport_failed).
 //
