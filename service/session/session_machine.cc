@@ -248,8 +248,10 @@ Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
     case Io::receive_queue:
     case Io::gathered:
       if (io == Io::gathered) {
-        gather_.clear();  // its frames were completed when they were copied
-        if (gather_.capacity() > kGatherLimit) gather_.shrink_to_fit();
+        // Its frames were completed when they were copied. A large buffer is given back, so a
+        // session that was busy once does not keep it while idle.
+        gather_.clear();
+        if (gather_.capacity() > 4096) gather_.shrink_to_fit();
       } else {
         engine_->complete_action(context, ok ? static_cast<std::uint32_t>(bytes) : 0);
       }
