@@ -9,10 +9,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <algorithm>
-#include <cstring>
-
-#include "service/net/http_response.h"
 #include "service/net/quote.h"
 #include "service/ws/handshake.h"
 
