@@ -8,7 +8,8 @@
 //              unix socket: what gRPC itself costs
 //   3 gateway  the same gRPC client -> unix socket -> wsgated -> ws:// -> echo server and back
 // Cases: closed-loop 64 B / 4 KiB round trips, pipelined 64 B (window 64), 1 MiB throughput, RSS
-// per idle session (wsgated's VmRSS), opens per second at concurrency 1/8/64.
+// per idle session (wsgated's VmRSS) and wsgated's CPU over 10 s with the idle sessions open,
+// opens per second at concurrency 1/8/64.
 // Every loop is bounded in count; a watchdog ends the run (and its children) after --timeout s.
 #include <utility>  // before Boost 1.74 Asio: awaitable.hpp uses std::exchange
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -214,6 +216,22 @@ long vm_rss_kb(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+// CPU time (user + system) the process has used, in seconds (/proc/PID/stat fields 14 and 15).
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close_paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 int count_threads(pid_t pid) {
@@ -742,6 +760,19 @@ void idle(Env& env, const Options& o) {
     prev_n = static_cast<std::size_t>(n);
   }
   std::printf("target <= 8 KB per ws:// session (slope)\n");
+  {
+    // What the idle sessions cost in CPU: wsgated's user + system time over 10 s of doing
+    // nothing but keeping them (keepalive timers included).
+    constexpr double kWindowS = 10;
+    const double c0 = cpu_seconds(env.wsgated);
+    const auto w0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(kWindowS * 1000)));
+    const double wall = ms_since(w0) / 1000;
+    const double used = cpu_seconds(env.wsgated) - c0;
+    std::printf("%zu idle sessions: wsgated used %.3f s CPU in %.1f s = %.2f %% of one CPU; "
+                "target <= 1 %%\n", prev_n, used, wall, 100 * used / wall);
+    std::fflush(stdout);
+  }
   const auto t0 = Clock::now();
   for (auto& s : sessions) s->cancel();
   sessions.clear();

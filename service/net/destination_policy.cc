@@ -1,5 +1,6 @@
 #include "service/net/destination_policy.h"
 #include "service/net/quote.h"
+#include "service/ws/ascii.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,7 +12,6 @@
 namespace wsgate::net {
 namespace {
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -29,9 +29,7 @@ std::string normalize_host(std::string_view host) {
     host = host.substr(1, host.size() - 2);
   }
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  std::string out(host);
-  for (char& c : out) c = to_lower(c);
-  return out;
+  return ws::to_lower(host);
 }
 
 bool valid_host_chars(std::string_view name) {

@@ -1,14 +1,27 @@
-// UpstreamConnection: one client WebSocket connection from wsgated to a remote server, over TCP
-// or TLS, driven by the sans-I/O engine (service/ws). It resolves, checks the destination
-// policy, connects, does the TLS and HTTP/1.1 upgrade handshakes, then runs the engine's action
-// loop: GetAction -> socket I/O -> CompleteAction. No protocol rule lives here.
+// UpstreamConnection: the Asio transport of one gateway session (one client WebSocket connection
+// from wsgated to a remote server, over TCP or TLS). It resolves (IP literals skip the
+// resolver), checks the destination policy per address, connects, does the TLS handshake, and
+// then only performs the I/O its session::SessionMachine asks for: one read, one write and one
+// timer at a time. The upgrade, the engine's action loop, the close policy, the timeouts and the
+// limits are the machine's (service/session/session_machine.h); no protocol rule lives here.
+//
+// Threading rule: one mutex per session. Whichever thread holds an event (an Asio completion,
+// or a call from the gRPC reactor) runs the machine under that mutex and starts the resulting
+// I/O itself (Asio initiations are serialised by the mutex; a write is attempted at once, in
+// the calling thread); nothing hops to another thread on the hot path. Two exceptions go
+// through the strand, where Asio's composed operations run their intermediate steps: the
+// connect phase (resolve, range connect, TLS handshake), and every event of a TLS session
+// (asio::ssl::stream keeps engine state those steps touch). Closing the socket is posted to the
+// strand too. Observer callbacks run outside the mutex, one at a time and in order: the thread
+// that finds no delivery in progress delivers everything queued, including what other threads
+// queue meanwhile.
 //
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
 // observer is released after the final event (on_failed or on_closed), which breaks the
 // connection -> observer -> connection cycle.
-// Thread safety: all public methods may be called from any thread; they post to the
-// connection's strand. Observer callbacks run on that strand, one at a time.
+// Thread safety: all public methods may be called from any thread, but not while the caller
+// holds a lock an observer callback takes (they may deliver callbacks in the calling thread).
 #pragma once
 
 #include <asio.hpp>
@@ -19,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,95 +43,34 @@
 #include "service/net/memory_budget.h"
 #include "service/net/tls_context.h"
 #include "service/net/url.h"
-#include "service/ws/protocol_handle.h"
+#include "service/session/session_machine.h"
+#include "service/session/types.h"
 
 namespace wsgate::net {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+// The session's value types, written once in service/session/types.h.
+using session::Cause;
+using session::CloseInfo;
+using session::Failure;
+using session::Headers;
+using session::Initiator;
+using session::OpenInfo;
+using session::OutgoingMessage;
+using session::to_string;
 
-struct ConnectOptions {
-  WebSocketUrl url;
-  std::vector<std::string> subprotocols;
-  std::vector<std::string> extensions;
-  Headers headers;  // extra request headers (validated by the caller: see validate_extra_headers)
+// The session's settings (session::Settings: URL, subprotocols, extensions, headers, timeouts,
+// limits, budget; their defaults are written there) plus what only the transport uses.
+struct ConnectOptions : session::Settings {
   TlsSettings tls;
   std::string default_ca_file;
   // wss://: the TLS context made from `tls` when the request was validated (so bad PEM text is
   // refused before the connect); nullptr: made from `tls` at the TLS handshake.
   std::shared_ptr<asio::ssl::context> tls_context;
-  std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds handshake_timeout{10000};
-  std::chrono::milliseconds close_timeout{5000};
-  std::chrono::milliseconds keepalive_interval{30000};  // unsolicited pong when idle; 0: off
-  std::chrono::milliseconds ping_timeout{0};  // >0: ping when idle, fail if no pong in time
-  std::chrono::milliseconds idle_timeout{0};  // >0: close (1001) after this long without messages
-  std::uint64_t max_message_bytes = 16u << 20;
-  std::uint64_t max_queued_bytes = 8u << 20;  // client -> upstream bytes not yet written
-  std::uint32_t max_header_bytes = 16384;
-  bool stream_fragments = false;
   std::shared_ptr<const DestinationPolicy> policy;  // nullptr: everything allowed
-  // The daemon-wide budget incoming messages are charged to while they are assembled (the
-  // charge goes to the observer with the message); nullptr: none.
-  std::shared_ptr<MemoryBudget> budget;
   // Called on the strand once the TCP connection to `address` is made, before anything is sent:
   // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
   // gateway counts sessions per resolved address with it. Empty: every address is accepted.
   std::function<std::string(const asio::ip::address& address)> admit_address;
-};
-
-// Why a connection failed or closed abnormally; the strings are ErrorDetail.cause values.
-enum class Cause {
-  none,
-  bad_request,
-  destination_denied,
-  dns_failure,
-  connection_refused,
-  connect_timeout,
-  network_error,
-  tls_error,
-  tls_handshake_failed,
-  handshake_timeout,
-  upgrade_refused,
-  handshake_rejected,
-  protocol_violation,
-  message_too_big,
-  memory_budget,
-  session_limit,
-  tls_version_mismatch,
-  connection_lost,
-  ping_timeout,
-  close_timeout,
-  shutdown,
-  fd_limit,  // the daemon is out of file descriptors (EMFILE/ENFILE)
-};
-const char* to_string(Cause cause);
-
-struct Failure {
-  Failure() = default;
-  Failure(Cause c, std::string m) : cause(c), message(std::move(m)) {}
-
-  Cause cause = Cause::none;
-  std::string message;
-  std::optional<ws::Result> engine_result;  // handshake_rejected, protocol_violation
-  int http_status = 0;                      // upgrade_refused
-  Headers http_headers;                     // upgrade_refused
-};
-
-struct OpenInfo {
-  std::string subprotocol;
-  std::vector<std::string> extensions;
-  int http_status = 101;
-  Headers response_headers;
-};
-
-enum class Initiator { client, server, gateway };
-
-struct CloseInfo {
-  std::uint16_t code = 1006;
-  std::string reason;
-  Initiator initiator = Initiator::server;
-  bool clean = false;
-  std::optional<Failure> failure;  // set when the gateway closed because something went wrong
 };
 
 // Events of one connection. Exactly one of on_failed (before open) or on_closed (after open) is
@@ -133,16 +86,6 @@ class ConnectionObserver {
   virtual void on_pong(std::string payload) = 0;
   virtual void on_closed(const CloseInfo& info) = 0;
   virtual void on_failed(const Failure& failure) = 0;
-};
-
-// Outgoing application data, owned by the connection until written.
-struct OutgoingMessage {
-  enum class Kind { text, binary, text_fragment, binary_fragment, ping, pong, close };
-  Kind kind = Kind::binary;
-  std::string data;      // payload, or the close reason
-  bool final = true;     // fragments: the message's last one
-  std::uint16_t close_code = 0;  // close: 0 = no status
-  BudgetCharge charge;  // the payload's bytes against the daemon's budget; released with it
 };
 
 // Checks extra request headers a client supplied: names must be tokens, values free of CR/LF/NUL,
@@ -172,12 +115,17 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // socket slows the client down instead of growing memory. Messages after a close are dropped.
   void send(OutgoingMessage message, std::function<void()> on_room);
 
-  // Stops (or resumes) reading from the socket: the gRPC side is not consuming.
-  void pause_reading(bool paused);
+  // Stops (or resumes) reading from the socket: the gRPC side is not consuming. `paused` is
+  // read when the call takes effect, so when callers race, the last call applies the latest
+  // wish (a bool captured at the call could apply an old one last).
+  void pause_reading(std::function<bool()> paused);
 
   // Sends a close (if none was sent) and waits up to the close timeout for the peer's; then the
   // TCP connection is dropped. `initiator` says who asked (client close, stream end, shutdown).
   void close(std::uint16_t code, std::string reason, Initiator initiator);
+
+  // The daemon stops: a 1001 close reported as a shutdown (typed, see session::ShutdownReason).
+  void shutdown();
 
   // Drops the connection now (no close frame): on_closed(1006) or on_failed follows.
   void abort(Cause cause, std::string message);
@@ -192,90 +140,55 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   const Counters& counters() const { return counters_; }
 
  private:
-  enum class Phase { idle, connecting, handshaking, open, closing, done };
-
   UpstreamConnection(asio::io_context& io, ConnectOptions options,
                      std::shared_ptr<ConnectionObserver> observer);
 
-  // Connect phase.
+  // Connect phase (the transport's own).
   void on_resolved(const asio::error_code& ec, asio::ip::tcp::resolver::results_type results);
   void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
-  void start_tls();
-  void on_tls_handshake_error(const asio::error_code& ec);
-  void send_upgrade_request();
-  void read_upgrade_response();
-  void on_upgrade_response();
-  void fail(Failure failure);
-  void release_charges();
+  void start_tls(std::unique_lock<std::mutex>& lock);
+  Failure tls_handshake_failure(const asio::error_code& ec);
 
-  // Open phase: the engine's action loop.
-  void pump();
-  bool pump_send_once();
-  bool pump_receive_once();
-  void on_indication(ws::BufferType type, const ws::Buffer& buffer);
-  void engine_send(const OutgoingMessage& message);
-  void release_written();
-  void on_protocol_violation(ws::Result result);
-  // The incoming message cannot be taken (too big, or past the memory budget): close with
-  // `code` and read no more (the rest of the frame would have to be read before the peer's close
-  // could be parsed); the session ends once our close is written.
-  void abandon_receive(std::uint16_t code, const std::string& reason, Failure failure);
-  void on_message_too_big();
-  // Queues our close frame (code 0: none), records how the close will be reported, and arms the
-  // close timer; when it fires, `report` is delivered as is, or (unanswered_is_failure) as not
-  // clean with a close_timeout failure unless it already carries one.
-  void send_close(std::uint16_t code, const std::string& reason, CloseInfo report,
-                  bool unanswered_is_failure);
-  void finish(CloseInfo info);
-  void arm_keepalive();
-  void on_keepalive_timer();
-  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
-  void touch_data() { last_data_activity_ = last_activity_ = std::chrono::steady_clock::now(); }
+  using Lock = std::unique_lock<std::mutex>;
 
-  template <class Handler>
-  void async_write_buffers(const std::vector<asio::const_buffer>& buffers, Handler&& handler);
-  template <class Handler>
-  void async_read_some(asio::mutable_buffer buffer, Handler&& handler);
+  // A client event: `f(lock)` runs the machine under the mutex, in the calling thread when the
+  // session is inline (plain TCP, connected), else on the strand.
+  template <class F>
+  void client_event(F f);
+  // Performs what the machine asked for and queues what the observer must hear, then delivers.
+  // Called with the mutex held; returns with it held.
+  void run(Lock& lock, session::Actions actions);
+  void deliver(Lock& lock);
+  void start_write(const std::vector<session::ConstBuffer>& buffers);
+  void start_read(session::MutableBuffer buffer);
+  void arm_timer(session::TimePoint deadline);
   void close_socket();
+
+  // Something the observer must hear, in order.
+  struct Note {
+    enum class Kind { deliver, room, finish } kind;
+    session::Delivery delivery;
+    std::function<void()> on_room;
+    session::Outcome outcome;
+  };
 
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
   std::shared_ptr<ConnectionObserver> observer_;
-  Phase phase_ = Phase::idle;
+  session::SessionMachine machine_;
 
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
-  asio::steady_timer phase_timer_;      // connect / handshake / close deadline
-  asio::steady_timer keepalive_timer_;
-
-  std::unique_ptr<ws::ProtocolHandle> engine_;
-  std::string request_text_;
-  std::string response_buffer_;  // the upgrade response; bytes after its head feed the engine
-  std::size_t leftover_offset_ = 0;
-
-  // Engine loop state.
-  bool send_busy_ = false;     // the send direction has an action outstanding (a write)
-  bool receive_busy_ = false;  // the receive direction has an action outstanding
-  bool receive_queued_ = false;
-  bool reading_paused_ = false;
-  bool close_sent_ = false;
-  bool close_received_ = false;
-  bool ping_outstanding_ = false;
-  std::chrono::steady_clock::time_point ping_sent_at_;
-  std::string message_;        // the incoming message being assembled
-  std::uint64_t message_size_ = 0;  // bytes of the incoming message so far (also when streamed)
-  BudgetCharge message_charge_;     // message_'s bytes against options_.budget
-  bool receive_abandoned_ = false;  // no more reads: our close is the last word
-  bool message_text_ = false;
-  std::deque<OutgoingMessage> queued_;  // handed to the engine, not yet completed
-  std::uint64_t queued_bytes_ = 0;
-  std::deque<std::function<void()>> waiting_for_room_;
-  std::optional<CloseInfo> pending_close_;  // how we will report the close once it completes
-  std::chrono::steady_clock::time_point last_activity_;       // any frame either way
-  std::chrono::steady_clock::time_point last_data_activity_;  // a data message either way
+  asio::steady_timer timer_;  // the machine's one timer
   Counters counters_;
+
+  std::mutex mutex_;  // guards everything below and machine_
+  bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
+  bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
+  std::deque<std::function<void()>> waiting_for_room_;
+  std::deque<Note> notes_;
 };
 
 }  // namespace wsgate::net

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "service/net/quote.h"
+#include "service/ws/ascii.h"
 
 namespace wsgate::net {
 namespace {
@@ -17,21 +18,8 @@ constexpr std::size_t kMaxLabelLength = 63;
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = to_lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
-  }
-  return true;
-}
+using ws::iequals;
+std::string lower(std::string_view s) { return ws::to_lower(s); }
 
 UrlResult fail(std::string message) {
   UrlResult r;

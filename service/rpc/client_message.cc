@@ -1,6 +1,9 @@
 #include "service/rpc/client_message.h"
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
 
 #include "service/net/quote.h"
 #include "service/net/url.h"
@@ -9,6 +12,50 @@
 
 namespace wsgate::rpc {
 namespace {
+
+// TLS contexts per configuration: making one loads the trust store (the system bundle is a few
+// hundred certificates) and parses the PEM, which costs far more than the handshake's own work,
+// so sessions with the same TLS settings share one (an SSL_CTX is safe to share across threads
+// once set up). Only settings without file paths from the Open are cached (a named file is read
+// for each session, as before); entries expire after a minute, so a rotated trust store or
+// [tls] ca_file is picked up, and the cache is bounded. server_name is not part of the context
+// (it is set per connection). Thread safety: one mutex.
+net::TlsContextResult cached_tls_context(const net::TlsSettings& tls,
+                                         const std::string& default_ca_file) {
+  const bool names_files =
+      !tls.ca_file.empty() || !tls.client_cert_file.empty() || !tls.client_key_file.empty();
+  if (names_files) return net::make_tls_context(tls, default_ca_file);
+  constexpr std::size_t kMaxEntries = 64;
+  constexpr auto kLifetime = std::chrono::seconds(60);
+  struct Entry {
+    std::shared_ptr<asio::ssl::context> context;
+    std::chrono::steady_clock::time_point made;
+  };
+  static std::mutex mutex;
+  static std::map<std::string, Entry> cache;
+  std::string key;
+  for (const std::string* part : {&tls.ca_pem, &tls.client_cert_pem, &tls.client_key_pem,
+                                  &default_ca_file}) {
+    key += std::to_string(part->size()) + ":" + *part;
+  }
+  key += tls.min_version == net::TlsMinVersion::tls1_3 ? "3" : "2";
+  key += tls.insecure_skip_verify ? "i" : "v";
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end() && now - it->second.made < kLifetime) {
+      return {it->second.context, ""};
+    }
+  }
+  net::TlsContextResult made = net::make_tls_context(tls, default_ca_file);  // outside the lock
+  if (made.context) {
+    std::lock_guard lock(mutex);
+    if (cache.size() >= kMaxEntries) cache.clear();
+    cache[key] = Entry{made.context, now};
+  }
+  return made;
+}
 
 using v1::ClientMessage;
 
@@ -161,7 +208,7 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
                                   !tls.client_cert_pem().empty() || !tls.client_key_pem().empty();
   if (options.url.secure || names_tls_material) {
     // OpenSSL parses the PEM text (and reads the allowed files) now, not after the connect.
-    net::TlsContextResult made = net::make_tls_context(options.tls, options.default_ca_file);
+    net::TlsContextResult made = cached_tls_context(options.tls, options.default_ca_file);
     if (!made.context) return refuse("open.tls: " + made.error);
     if (options.url.secure) options.tls_context = std::move(made.context);
   }
@@ -169,12 +216,10 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
   auto pick = [](std::uint32_t requested, std::chrono::milliseconds fallback) {
     return requested != 0 ? std::chrono::milliseconds(requested) : fallback;
   };
+  static_cast<session::Tuning&>(options) = defaults;  // then what the client may override
   options.connect_timeout = pick(open.timeouts().connect_ms(), defaults.connect_timeout);
   options.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults.handshake_timeout);
   options.close_timeout = pick(open.timeouts().close_ms(), defaults.close_timeout);
-  options.keepalive_interval = defaults.keepalive_interval;
-  options.ping_timeout = defaults.ping_timeout;
-  options.idle_timeout = defaults.idle_timeout;
   options.max_message_bytes =
       open.limits().max_message_bytes() != 0
           ? std::min(open.limits().max_message_bytes(), defaults.max_message_bytes_ceiling)
@@ -183,7 +228,6 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
       open.limits().max_queued_bytes() != 0
           ? std::min(open.limits().max_queued_bytes(), defaults.max_queued_bytes)
           : defaults.max_queued_bytes;
-  options.max_header_bytes = defaults.max_header_bytes;
   options.stream_fragments = open.stream_fragments();
   OpenValidation out;
   out.options = std::move(options);

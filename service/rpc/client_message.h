@@ -32,18 +32,10 @@ namespace wsgate::rpc {
 
 class FdBudget;  // fd_budget.h
 
-// The daemon's defaults and ceilings for sessions (from its configuration).
-struct GatewayDefaults {
-  std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds handshake_timeout{10000};
-  std::chrono::milliseconds close_timeout{5000};
-  std::chrono::milliseconds keepalive_interval{30000};
-  std::chrono::milliseconds ping_timeout{0};
-  std::chrono::milliseconds idle_timeout{0};
-  std::uint64_t max_message_bytes = 16u << 20;
+// The daemon's defaults and ceilings for sessions (from its configuration): the session tuning
+// (timeouts and limits, whose defaults session::Tuning holds) plus what bounds an Open.
+struct GatewayDefaults : session::Tuning {
   std::uint64_t max_message_bytes_ceiling = 64u << 20;
-  std::uint64_t max_queued_bytes = 8u << 20;
-  std::uint32_t max_header_bytes = 16384;
   // The upgrade request a client may ask for: extra headers, and the bytes of its extra
   // headers, subprotocols and extensions together (limits.max_request_headers and
   // limits.max_request_header_bytes).

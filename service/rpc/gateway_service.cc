@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -19,57 +20,6 @@ namespace {
 
 using v1::ClientMessage;
 using v1::ServerMessage;
-
-grpc::StatusCode status_code_for(const net::Failure& f) {
-  switch (f.cause) {
-    case net::Cause::bad_request:
-    case net::Cause::tls_error:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    case net::Cause::destination_denied:
-      return grpc::StatusCode::PERMISSION_DENIED;
-    case net::Cause::connect_timeout:
-    case net::Cause::handshake_timeout:
-    case net::Cause::ping_timeout:
-    case net::Cause::close_timeout:
-      return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case net::Cause::upgrade_refused:
-      return f.http_status >= 500 ? grpc::StatusCode::UNAVAILABLE
-                                  : grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::handshake_rejected:
-      return grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::protocol_violation:
-      return grpc::StatusCode::DATA_LOSS;
-    case net::Cause::message_too_big:
-    case net::Cause::fd_limit:
-    case net::Cause::memory_budget:
-    case net::Cause::session_limit:
-      return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case net::Cause::tls_version_mismatch:
-      return grpc::StatusCode::FAILED_PRECONDITION;
-    case net::Cause::none:
-    case net::Cause::dns_failure:
-    case net::Cause::connection_refused:
-    case net::Cause::network_error:
-    case net::Cause::tls_handshake_failed:
-    case net::Cause::connection_lost:
-    case net::Cause::shutdown:
-      return grpc::StatusCode::UNAVAILABLE;
-  }
-  return grpc::StatusCode::UNKNOWN;
-}
-
-v1::ErrorDetail detail_for(const net::Failure& f) {
-  v1::ErrorDetail d = f.engine_result ? hresult_detail(*f.engine_result, net::to_string(f.cause))
-                                      : v1::ErrorDetail{};
-  d.set_cause(net::to_string(f.cause));
-  d.set_http_status(static_cast<std::uint32_t>(f.http_status));
-  for (const auto& [name, value] : f.http_headers) {
-    auto* h = d.add_http_headers();
-    h->set_name(name);
-    h->set_value(value);
-  }
-  return d;
-}
 
 v1::Initiator to_proto(net::Initiator i) {
   switch (i) {
@@ -140,7 +90,8 @@ class GatewaySession final
         // The status is decided first: the upstream may answer the close before we get here.
         reject(result.refusal.code, result.refusal.cause, result.refusal.message);
         if (connection && result.refusal.code == grpc::StatusCode::INVALID_ARGUMENT) {
-          connection->close(1008, "", net::Initiator::gateway);
+          connection->close(session::close_code(ws::CloseStatus::policy_violation), "",
+                            net::Initiator::gateway);
         }
         return;
       case ClientMessageTranslator::Result::Kind::close:
@@ -170,7 +121,7 @@ class GatewaySession final
       logger_->warn("session {}: {}", id_, why);
       registry_.count_failure(net::to_string(net::Cause::memory_budget));
       reject(grpc::StatusCode::RESOURCE_EXHAUSTED, net::to_string(net::Cause::memory_budget), why);
-      connection->close(1013, "try again later", net::Initiator::gateway);
+      connection->close(session::kTryAgainLater, "try again later", net::Initiator::gateway);
       return;
     }
     // The next read starts once the connection has room: client-side backpressure.
@@ -192,11 +143,16 @@ class GatewaySession final
       outbox_.clear();
       outbox_bytes_ = 0;
     }
+    std::shared_ptr<net::UpstreamConnection> resume;
     if (paused_ && outbox_bytes_ <= effective_.max_queued_bytes / 2) {
       paused_ = false;
-      if (connection_) connection_->pause_reading(false);
+      want_paused_ = false;
+      resume = connection_;
     }
     flush(lock);
+    if (lock.owns_lock()) lock.unlock();
+    // Outside the lock: the connection may deliver (on_message, ...) in this thread.
+    if (resume) resume->pause_reading(paused_wish());
   }
 
   void OnCancel() override {
@@ -250,11 +206,15 @@ class GatewaySession final
     msg->set_final(final);
     std::unique_lock lock(mutex_);
     enqueue(std::move(m), std::move(charge));
+    std::shared_ptr<net::UpstreamConnection> pause;
     if (!paused_ && outbox_bytes_ > effective_.max_queued_bytes && connection_) {
       paused_ = true;  // the client is not keeping up: stop reading the socket
-      connection_->pause_reading(true);
+      want_paused_ = true;
+      pause = connection_;
     }
     flush(lock);
+    if (lock.owns_lock()) lock.unlock();
+    if (pause) pause->pause_reading(paused_wish());  // outside the lock, as every call into it
   }
 
   void on_pong(std::string payload) override {
@@ -278,7 +238,7 @@ class GatewaySession final
     std::optional<ServerMessage> error_message;
     if (info.failure && info.failure->cause != net::Cause::shutdown) {
       registry_.count_failure(net::to_string(info.failure->cause));
-      const v1::ErrorDetail detail = detail_for(*info.failure);
+      const v1::ErrorDetail detail = failure_detail(*info.failure);
       status = error_status(status_code_for(*info.failure), info.failure->message, detail);
       error_message = error_to_message(status, detail);
       logger_->warn("session {}: closed by the gateway, code {}: {}", id_, info.code,
@@ -286,7 +246,7 @@ class GatewaySession final
     } else {
       // A connection lost without a close frame is a failure too, although the stream itself
       // ends normally (the client reads `closed` 1006).
-      if (info.code == 1006 && !info.failure) {
+      if (info.code == session::close_code(ws::CloseStatus::aborted) && !info.failure) {
         registry_.count_failure(net::to_string(net::Cause::connection_lost));
       }
       static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
@@ -315,7 +275,7 @@ class GatewaySession final
       connection_.reset();
     }
     registry_.release(id_);  // before the stream can finish (see on_closed)
-    const v1::ErrorDetail detail = detail_for(failure);
+    const v1::ErrorDetail detail = failure_detail(failure);
     reject_with(error_status(status_code_for(failure), failure.message, detail), detail);
   }
 
@@ -350,11 +310,20 @@ class GatewaySession final
     std::unique_lock lock(mutex_);
     auto connection = connection_;
     lock.unlock();
-    if (connection) connection->close(1001, "gateway shutting down", net::Initiator::gateway);
+    if (connection) connection->shutdown();
   }
 
  private:
   enum class Phase { awaiting_open, connecting, open, closed };
+
+  // paused_ for the connection, read when its pause call takes effect (see pause_reading).
+  std::function<bool()> paused_wish() {
+    std::weak_ptr<GatewaySession> weak = shared_from_this();
+    return [weak] {
+      auto self = weak.lock();
+      return self && self->want_paused_.load();
+    };
+  }
 
   std::pair<std::uint64_t, std::uint64_t> connection_counters() {
     std::lock_guard lock(mutex_);
@@ -430,7 +399,10 @@ class GatewaySession final
                     "the stream ended before an `open` message");
     }
     // Ending the stream without a close sends 1001 upstream (a no-op after a close).
-    if (connection) connection->close(1001, "client went away", net::Initiator::client);
+    if (connection) {
+      connection->close(session::close_code(ws::CloseStatus::endpoint_unavailable),
+                        "client went away", net::Initiator::client);
+    }
   }
 
   ServerMessage error_to_message(const grpc::Status& status, const v1::ErrorDetail& detail) {
@@ -477,8 +449,13 @@ class GatewaySession final
     if (!outbox_.empty()) {
       writing_ = true;
       const ServerMessage* next = &outbox_.front().message;  // stable until popped in OnWriteDone
+      // More messages wait behind this one: gRPC may hold it and send it with the next (one
+      // write in flight per stream, but not one syscall per message). The last one is sent
+      // without the hint, which flushes.
+      grpc::WriteOptions options;
+      if (outbox_.size() > 1) options.set_buffer_hint();
       lock.unlock();
-      StartWrite(next);
+      StartWrite(next, options);
       return;
     }
     if (finish_status_) {
@@ -514,6 +491,7 @@ class GatewaySession final
   std::uint64_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool paused_ = false;
+  std::atomic<bool> want_paused_{false};  // paused_, readable without the mutex
   bool finished_ = false;
   bool done_ = false;
   bool client_ended_ = false;

@@ -11,8 +11,14 @@
 // Object lifetime: a GatewaySession is held by shared_ptr. It keeps a reference to itself from
 // construction until gRPC's OnDone (the reactor rule: OnDone is the last reaction); the
 // connection holds another until its final event. Whichever goes last destroys it.
-// Thread safety: reactions run on gRPC threads, connection events on the connection's Asio
-// strand; all shared state is under the session's mutex, and no gRPC call is made under it.
+// Threading rule: reactions run on gRPC threads and call the connection directly; the
+// connection runs its session machine in the calling thread (ws://, once connected) and starts
+// the upstream write there, and its events (on_open, on_message, room for the next read, ...)
+// arrive on whichever thread produced them: a gRPC thread or the Asio thread that completed an
+// upstream read. So nothing hops to another thread on the client-to-server path; StartWrite is
+// called from the thread that holds the message. All shared state is under the session's mutex;
+// no gRPC call and no call into the connection is made while holding it (the connection may
+// deliver an event back in the same thread).
 #pragma once
 
 #include <asio.hpp>

@@ -6,6 +6,59 @@
 
 namespace wsgate::rpc {
 
+grpc::StatusCode status_code_for(const session::Failure& f) {
+  switch (f.cause) {
+    case session::Cause::bad_request:
+    case session::Cause::tls_error:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case session::Cause::destination_denied:
+      return grpc::StatusCode::PERMISSION_DENIED;
+    case session::Cause::connect_timeout:
+    case session::Cause::handshake_timeout:
+    case session::Cause::ping_timeout:
+    case session::Cause::close_timeout:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case session::Cause::upgrade_refused:
+      return f.http_status >= 500 ? grpc::StatusCode::UNAVAILABLE
+                                  : grpc::StatusCode::FAILED_PRECONDITION;
+    case session::Cause::handshake_rejected:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case session::Cause::protocol_violation:
+      return grpc::StatusCode::DATA_LOSS;
+    case session::Cause::message_too_big:
+    case session::Cause::fd_limit:
+    case session::Cause::memory_budget:
+    case session::Cause::session_limit:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case session::Cause::tls_version_mismatch:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case session::Cause::none:
+    case session::Cause::dns_failure:
+    case session::Cause::connection_refused:
+    case session::Cause::network_error:
+    case session::Cause::tls_handshake_failed:
+    case session::Cause::connection_lost:
+    case session::Cause::shutdown:
+      return grpc::StatusCode::UNAVAILABLE;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+wsgate::v1::ErrorDetail failure_detail(const session::Failure& f) {
+  wsgate::v1::ErrorDetail d = f.engine_result
+                                   ? hresult_detail(*f.engine_result, session::to_string(f.cause))
+                                   : wsgate::v1::ErrorDetail{};
+  d.set_cause(session::to_string(f.cause));
+  d.set_http_status(static_cast<std::uint32_t>(f.http_status));
+  for (const auto& [name, value] : f.http_headers) {
+    auto* h = d.add_http_headers();
+    h->set_name(name);
+    h->set_value(value);
+  }
+  return d;
+}
+
+
 grpc::StatusCode status_code_for(ws::Result result) {
   switch (result) {
     case ws::Result::ok: return grpc::StatusCode::OK;

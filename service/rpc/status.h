@@ -21,6 +21,7 @@
 
 #include <string_view>
 
+#include "service/session/types.h"
 #include "service/ws/error.h"
 #include "wsgate/v1/common.pb.h"
 
@@ -39,6 +40,12 @@ grpc::Status error_status(grpc::StatusCode code, std::string_view message,
 
 // The status code of an engine result (OK for Result::ok).
 grpc::StatusCode status_code_for(ws::Result result);
+
+// A session failure (service/session/types.h): the status code for its cause (the one table
+// of Cause -> code) and the ErrorDetail a client reads (cause, engine result, HTTP status and
+// headers of a refused upgrade).
+grpc::StatusCode status_code_for(const session::Failure& failure);
+wsgate::v1::ErrorDetail failure_detail(const session::Failure& failure);
 
 // The canonical upper-case name of a status code: "UNAVAILABLE", ...; "UNKNOWN" for a value
 // that is not a gRPC status code.

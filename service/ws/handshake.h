@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "service/ws/ascii.h"
 #include "service/ws/types.h"
 
 namespace wsgate::ws {
@@ -22,7 +23,7 @@ std::string accept_key(std::string_view key);
 // Is `key` base64 of exactly 16 bytes (what a Sec-WebSocket-Key must be)?
 bool is_valid_client_key(std::string_view key);
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// iequals: service/ws/ascii.h.
 std::string_view trim(std::string_view s) noexcept;  // optional whitespace (SP, HTAB) both ends
 
 // RFC 7230 token (tchar+).

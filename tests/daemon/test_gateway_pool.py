@@ -1,6 +1,7 @@
-"""Session upkeep: idle timeout, keepalive (unsolicited pong), dead-peer detection (ping timeout),
-the message size limit (close 1009 + RESOURCE_EXHAUSTED), and frames that arrive in the same TCP
-segment as the 101 response."""
+"""Session upkeep end to end: the idle timeout (the one real-time timeout kept here; keepalive,
+ping timeout, close/connect/handshake timeouts and every close path are tested without real
+time in tests/unit/session/session_machine_test.cc), the message size limit (close 1009 +
+RESOURCE_EXHAUSTED), and frames that arrive in the same TCP segment as the 101 response."""
 import queue
 import socket
 import struct
@@ -39,57 +40,6 @@ class IdleTimeoutTest(DaemonTestCase):
             self.assertEqual(conn.close_code, 1001)
         finally:
             echo.stop()
-
-
-class KeepaliveTest(DaemonTestCase):
-    # The keepalive floor is 15 s (as KEEPALIVE_INTERVAL's), so this test takes that long; the two
-    # cases run side by side against two daemons (this class's, and one with a ping timeout).
-    CONFIG = {"pool": {"keepalive_interval_ms": 15000}}
-
-    def test_unsolicited_pong_when_idle_and_dead_peer_detection(self):
-        from daemon_fixture import Daemon
-
-        pinging = Daemon({"pool": {"keepalive_interval_ms": 15000, "ping_timeout_ms": 1000}}).start()
-        try:
-            frames = {}
-
-            def record_one_control_frame(name):
-                def script(conn):
-                    upgrade(conn)
-                    # Never answer: a pong (keepalive) or a ping (dead-peer probe) is expected
-                    # once the session has been idle for the keepalive interval.
-                    fin, opcode, payload, masked = conn.read_frame(timeout=30)
-                    frames[name] = (opcode, payload, masked)
-                    try:
-                        conn.read_frame(timeout=10)  # whatever follows (close, or nothing)
-                    except (EOFError, OSError, TimeoutError):
-                        pass
-                return script
-
-            raw_pong = RawServer(record_one_control_frame("keepalive")).start()
-            raw_ping = RawServer(record_one_control_frame("probe")).start()
-            try:
-                a, _ = self.open_session(raw_pong.url)
-                b, _ = self.open_session(raw_ping.url, daemon=pinging)
-                # The dead peer never answers the ping: 1006, not clean, DEADLINE_EXCEEDED.
-                closed = b.recv_kind("closed", timeout=30)
-                self.assertEqual(closed.code, 1006)
-                self.assertFalse(closed.clean)
-                self.assertEqual(closed.initiator, gateway_pb2.INITIATOR_GATEWAY)
-                detail = b.expect_failure(grpc.StatusCode.DEADLINE_EXCEEDED, "ping_timeout")
-                self.assertEqual(detail.cause, "ping_timeout")
-                raw_ping.wait_connection(timeout=30)
-                raw_pong.wait_connection(timeout=30)
-                self.assertEqual(frames["keepalive"][0], 0xA, "an unsolicited pong")
-                self.assertTrue(frames["keepalive"][2], "client frames are masked")
-                self.assertEqual(frames["probe"][0], 0x9, "a ping")
-                a.send_close(1000)
-            finally:
-                raw_pong.stop()
-                raw_ping.stop()
-        finally:
-            self.assertEqual(pinging.stop(), 0)
-            pinging.remove_files()
 
 
 class MessageLimitTest(DaemonTestCase):

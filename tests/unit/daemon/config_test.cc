@@ -581,7 +581,7 @@ TEST(ConfigExample, NamesEveryKey) {
   }
 }
 
-// ---- operate: every error in one run, [metrics], log.redact --------------------------------------
+// ---- every error in one run, [metrics], log.redact --------------------------------------
 
 TEST(ConfigErrors, EveryErrorOfTheFileInOneRun) {
   const std::string e = parse_error(

@@ -199,5 +199,20 @@ TEST(Translator, BadMessagesAreInvalidArgument) {
   EXPECT_THAT(refused(v1::ClientMessage{}), HasSubstr("empty"));
 }
 
+// Sessions with the same TLS settings share one context (made once: the trust store is not
+// loaded again per Open); different settings get their own.
+TEST(ValidateOpen, TlsContextIsSharedPerConfiguration) {
+  OpenValidation a = validate_open(open_to("wss://a.example/"), GatewayDefaults{});
+  OpenValidation b = validate_open(open_to("wss://b.example/"), GatewayDefaults{});
+  ASSERT_TRUE(a.options && b.options);
+  ASSERT_NE(a.options->tls_context, nullptr);
+  EXPECT_EQ(a.options->tls_context, b.options->tls_context);
+  v1::Open strict = open_to("wss://a.example/");
+  strict.mutable_tls()->set_min_version(v1::TLS_VERSION_1_3);
+  OpenValidation c = validate_open(strict, GatewayDefaults{});
+  ASSERT_TRUE(c.options);
+  EXPECT_NE(c.options->tls_context, a.options->tls_context);
+}
+
 }  // namespace
 }  // namespace wsgate::rpc
