@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "service/daemon/logging.h"
 #include "service/daemon/redact.h"
 #include "service/net/upstream_connection.h"
 #include "service/net/url.h"
@@ -178,7 +179,10 @@ class GatewaySession final
 
   void on_open(const net::OpenInfo& info) override {
     registry_.count_open();
-    logger_->info("session {}: open {} (subprotocol \"{}\")", id_, daemon::redact_url(url_), info.subprotocol);
+    registry_.record_connect_latency(static_cast<double>(info.connect_time.count()));
+    registry_.record_handshake_latency(static_cast<double>(info.handshake_time.count()));
+    daemon::log_session_event(*logger_, spdlog::level::info, "session open",
+                              {.session = id_, .url = url_, .event = "open"});
     ServerMessage m;
     auto* opened = m.mutable_opened();
     opened->set_session_id(id_);
@@ -226,8 +230,7 @@ class GatewaySession final
   }
 
   void on_closed(const net::CloseInfo& info) override {
-    const auto& c = connection_counters();
-    registry_.add_bytes(c.first, c.second);
+    log_end(info);
     ServerMessage m;
     auto* closed = m.mutable_closed();
     closed->set_code(info.code);
@@ -241,18 +244,12 @@ class GatewaySession final
       const v1::ErrorDetail detail = failure_detail(*info.failure);
       status = error_status(status_code_for(*info.failure), info.failure->message, detail);
       error_message = error_to_message(status, detail);
-      logger_->warn("session {}: closed by the gateway, code {}: {}", id_, info.code,
-                    info.failure->message);
     } else {
       // A connection lost without a close frame is a failure too, although the stream itself
       // ends normally (the client reads `closed` 1006).
       if (info.code == session::close_code(ws::CloseStatus::aborted) && !info.failure) {
         registry_.count_failure(net::to_string(net::Cause::connection_lost));
       }
-      static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
-      logger_->info("session {}: closed, code {}, initiator {}, {}", id_, info.code,
-                    kInitiators[static_cast<int>(info.initiator)],
-                    info.clean ? "clean" : "not clean");
     }
     // The slot is freed before the stream can finish: a client that saw the end and asks for
     // stats must not find its session still counted.
@@ -268,8 +265,10 @@ class GatewaySession final
 
   void on_failed(const net::Failure& failure) override {
     registry_.count_failure(net::to_string(failure.cause));
-    logger_->warn("session {}: {} failed ({}): {}", id_, daemon::redact_url(url_), net::to_string(failure.cause),
-                  failure.message);
+    daemon::log_session_event(
+        *logger_, spdlog::level::warn, failure.message,
+        {.session = id_, .url = url_, .event = "failed", .cause = net::to_string(failure.cause),
+         .duration_ms = age_ms()});
     {
       std::lock_guard lock(mutex_);
       connection_.reset();
@@ -299,10 +298,7 @@ class GatewaySession final
       out.set_messages_sent(c.messages_sent);
       out.set_messages_received(c.messages_received);
     }
-    out.set_age_ms(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                              created_)
-            .count()));
+    out.set_age_ms(age_ms());
     return out;
   }
 
@@ -325,10 +321,32 @@ class GatewaySession final
     };
   }
 
-  std::pair<std::uint64_t, std::uint64_t> connection_counters() {
-    std::lock_guard lock(mutex_);
-    if (!connection_) return {0, 0};
-    return {connection_->counters().bytes_sent, connection_->counters().bytes_received};
+  std::uint64_t age_ms() const {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - created_)
+                                          .count());
+  }
+
+  // The session's one close line (docs/operations.md, "Logs"): how it ended and what it moved.
+  void log_end(const net::CloseInfo& info) {
+    static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
+    daemon::SessionEvent e{.session = id_, .url = url_, .event = "close", .code = info.code};
+    e.initiator = kInitiators[static_cast<int>(info.initiator)];
+    if (info.failure) e.cause = net::to_string(info.failure->cause);
+    e.duration_ms = age_ms();
+    {
+      std::lock_guard lock(mutex_);
+      if (connection_) {
+        const auto& c = connection_->counters();
+        e.bytes_in = c.bytes_received;
+        e.bytes_out = c.bytes_sent;
+        e.messages_in = c.messages_received;
+        e.messages_out = c.messages_sent;
+      }
+    }
+    const bool failed = info.failure && info.failure->cause != net::Cause::shutdown;
+    daemon::log_session_event(*logger_, failed ? spdlog::level::warn : spdlog::level::info,
+                              failed ? info.failure->message : std::string("session closed"), e);
   }
 
   void open_session(const v1::Open& open) {

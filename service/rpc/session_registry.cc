@@ -156,8 +156,6 @@ void SessionRegistry::count_failure(const std::string& cause) {
   ++failures_[cause];
 }
 
-void SessionRegistry::add_bytes(std::uint64_t, std::uint64_t) {}
-
 SessionRegistry::Totals SessionRegistry::totals() const {
   Totals t;
   std::vector<std::shared_ptr<RegisteredSession>> live;

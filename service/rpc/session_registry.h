@@ -70,10 +70,6 @@ class SessionRegistry {
 
   void count_open();
   void count_failure(const std::string& cause);
-  // Kept for the session code that still calls it: a no-op, because release() now takes an
-  // ended session's bytes (and messages) from its info(); counting them here too would count
-  // them twice. Remove the call, then this.
-  void add_bytes(std::uint64_t sent, std::uint64_t received);
   wsgate::v1::GetStatsResponse stats() const;
 
   // Everything stats() and the metrics endpoint report, live (see the header comment).

@@ -90,6 +90,7 @@ void SessionMachine::arm(TimePoint deadline) {
 Actions SessionMachine::start(TimePoint now) {
   if (phase_ != Phase::idle) return take();
   phase_ = Phase::connecting;
+  started_at_ = now;
   arm(now + settings_.connect_timeout);
   return take();
 }
@@ -97,6 +98,7 @@ Actions SessionMachine::start(TimePoint now) {
 Actions SessionMachine::transport_connected(TimePoint now) {
   if (phase_ != Phase::connecting) return take();
   phase_ = Phase::handshaking;
+  connected_at_ = now;
   arm(now + settings_.handshake_timeout);
   return take();
 }
@@ -218,6 +220,8 @@ void SessionMachine::on_response(TimePoint now) {
   }
   d.open.http_status = head.status;
   d.open.response_headers = std::move(head.headers);
+  d.open.connect_time = std::chrono::duration_cast<std::chrono::milliseconds>(connected_at_ - started_at_);
+  d.open.handshake_time = std::chrono::duration_cast<std::chrono::milliseconds>(now - connected_at_);
   out_.deliver.push_back(std::move(d));
   last_activity_ = last_data_activity_ = now;
   deadline_.reset();

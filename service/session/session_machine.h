@@ -195,6 +195,8 @@ class SessionMachine {
   Phase phase_ = Phase::idle;
   Actions out_;
   std::optional<TimePoint> deadline_;
+  TimePoint started_at_{};    // start(): the connect phase began
+  TimePoint connected_at_{};  // transport_connected(): the handshake phase began
 
   std::unique_ptr<ws::ProtocolHandle> engine_;
   std::string request_text_;

@@ -71,6 +71,10 @@ struct OpenInfo {
   std::vector<std::string> extensions;
   int http_status = 101;
   Headers response_headers;
+  // How long the open took: resolve + TCP connect, then TLS + HTTP upgrade (the metrics'
+  // connect and handshake latency histograms).
+  std::chrono::milliseconds connect_time{0};
+  std::chrono::milliseconds handshake_time{0};
 };
 
 enum class Initiator { client, server, gateway };

@@ -161,6 +161,41 @@ class RedactionTest(EchoServerTestCase):
         self.assertNotIn("SECRET123", self.daemon.log_text())
 
 
+class SessionLogTest(EchoServerTestCase):
+    """One JSON line per session open and close, with the fields docs/operations.md lists."""
+    CONFIG = {"log": {"format": "json"}}
+
+    def session_events(self):
+        import json
+        return [e for e in map(json.loads, self.daemon.log_text().splitlines())
+                if e.get("event") in ("open", "close", "failed")]
+
+    def test_open_and_close_lines_carry_the_session_fields(self):
+        s, opened = self.open_session(self.server.url + "/log?key=SECRET")
+        s.send_text("hello")
+        self.assertEqual(s.recv_kind("message").data, b"hello")
+        s.send_close(1000)
+        s.recv_kind("closed")
+        mine = lambda: [e for e in self.session_events() if e.get("session") == opened.session_id]
+        events = wait_for(lambda: len(mine()) == 2 and mine(), 10, what="the open and close lines")
+        open_, close = events
+        self.assertEqual((open_["event"], open_["url"]), ("open", self.server.url + "/log?key=***"))
+        self.assertEqual((close["event"], close["code"], close["initiator"]), ("close", 1000, "client"))
+        self.assertEqual((close["bytes_out"], close["bytes_in"]), (5, 5))
+        self.assertEqual((close["messages_out"], close["messages_in"]), (1, 1))
+        self.assertIsInstance(close["duration_ms"], int)
+        self.assertNotIn("SECRET", self.daemon.log_text())
+
+    def test_a_failed_open_is_one_failed_line_with_its_cause(self):
+        s = self.session()
+        s.send_open("ws://127.0.0.1:1/")
+        s.recv_kind("error")
+        failed = wait_for(lambda: [e for e in self.session_events() if e["event"] == "failed"], 10,
+                          what="the failed line")
+        self.assertEqual((failed[-1]["cause"], failed[-1]["level"]),
+                         ("connection_refused", "warn"))
+
+
 class RedactionOffTest(EchoServerTestCase):
     CONFIG = {"log": {"redact": False}}
 

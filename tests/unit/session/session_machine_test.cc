@@ -227,6 +227,25 @@ TEST(SessionMachine, UpgradeRequestAndOpen) {
   EXPECT_EQ(h.machine.engine_state(), ws::State::open);
 }
 
+TEST(SessionMachine, OpenReportsConnectAndHandshakeTimes) {
+  Harness h;
+  h.apply(h.machine.start(h.now));
+  h.advance(std::chrono::milliseconds(30));  // resolve + TCP connect
+  h.apply(h.machine.transport_connected(h.now));
+  h.advance(std::chrono::milliseconds(12));  // TLS
+  h.apply(h.machine.transport_ready(h.now));
+  h.complete_write();
+  const std::size_t k = h.request.find("Sec-WebSocket-Key: ");
+  ASSERT_NE(k, std::string::npos);
+  h.upgraded = true;
+  h.advance(std::chrono::milliseconds(5));  // the server's answer
+  h.feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: " + ws::accept_key(h.request.substr(k + 19, 24)) + "\r\n\r\n");
+  ASSERT_EQ(h.delivered.size(), 1u);
+  EXPECT_EQ(h.delivered[0].open.connect_time, std::chrono::milliseconds(30));
+  EXPECT_EQ(h.delivered[0].open.handshake_time, std::chrono::milliseconds(17));
+}
+
 TEST(SessionMachine, FramesArrivingWithThe101AreDelivered) {
   Harness h;
   h.open(server_frame(0x1, "first") + server_frame(0x2, "second"));
