@@ -147,9 +147,9 @@ std::string render_metrics(const MetricsSources& src) {
              "WebSocket payload bytes: sent = client to upstream, received = upstream to client (live).");
     e.sample("wsgate_payload_bytes_total", "direction=\"sent\"", t.bytes_sent);
     e.sample("wsgate_payload_bytes_total", "direction=\"received\"", t.bytes_received);
-    e.histogram("wsgate_connect_latency_seconds", "Time to connect to the upstream (TCP and TLS).",
+    e.histogram("wsgate_connect_latency_seconds", "Time to resolve and connect to the upstream (TCP).",
                 src.registry->connect_latency());
-    e.histogram("wsgate_handshake_latency_seconds", "Time of the WebSocket opening handshake.",
+    e.histogram("wsgate_handshake_latency_seconds", "Time of TLS and the WebSocket opening handshake.",
                 src.registry->handshake_latency());
   }
   if (src.protocol_handles) {
@@ -166,6 +166,11 @@ std::string render_metrics(const MetricsSources& src) {
   if (src.grpc_streams_total) {
     e.family("wsgate_grpc_calls_total", "counter", "gRPC calls started (all services).");
     e.sample("wsgate_grpc_calls_total", "", src.grpc_streams_total());
+  }
+  if (src.gateway_queued_bytes) {
+    e.gauge("wsgate_gateway_queued_bytes",
+            "Payload bytes Gateway sessions hold, both directions (limits.memory_budget_bytes).",
+            src.gateway_queued_bytes());
   }
   if (src.fd_budget_in_use) {
     e.gauge("wsgate_fd_budget_in_use", "File descriptors the fd budget counts as in use.",

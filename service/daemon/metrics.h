@@ -36,6 +36,7 @@ struct MetricsSources {
   std::function<std::uint64_t()> grpc_streams_active;
   std::function<std::uint64_t()> grpc_streams_total;
   std::function<std::uint64_t()> fd_budget_in_use;
+  std::function<std::uint64_t()> gateway_queued_bytes;
 };
 
 // The whole exposition in the text format 0.0.4 (no "# EOF": that is OpenMetrics-only).

@@ -336,6 +336,7 @@ std::string Server::start() {
     sources.grpc_streams_active = [calls = grpc_calls_] { return calls->active.load(); };
     sources.grpc_streams_total = [calls = grpc_calls_] { return calls->total.load(); };
     sources.fd_budget_in_use = [budget = fd_budget_] { return budget->in_use(); };
+    sources.gateway_queued_bytes = [gw = gateway_.get()] { return gw->queued_payload_bytes(); };
     metrics_ = std::make_unique<MetricsServer>(io_, [sources] { return render_metrics(sources); });
     if (std::string error = metrics_->listen(config_.metrics.listen); !error.empty()) return error;
     log_event(*log, spdlog::level::info, "metrics: serving " + metrics_->address(),

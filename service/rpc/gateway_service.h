@@ -50,6 +50,9 @@ class GatewayService final : public wsgate::v1::Gateway::CallbackService {
   grpc::ServerBidiReactor<wsgate::v1::ClientMessage, wsgate::v1::ServerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
 
+  // Payload bytes all sessions hold now, both directions (the memory budget's use). Any thread.
+  std::uint64_t queued_payload_bytes() const { return budget_->used(); }
+
  private:
   asio::io_context& io_;
   SessionRegistry& registry_;

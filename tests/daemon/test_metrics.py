@@ -108,6 +108,10 @@ class MetricsTest(EchoServerTestCase):
         self.assertEqual(delta(m, 'wsgate_messages_total{direction="received"}'), 1)
         self.assertEqual(m['wsgate_sessions_active{state="open"}'], 1)
         self.assertEqual(delta(m, "wsgate_session_opens_total"), 1)
+        # The open fed both latency histograms once.
+        self.assertEqual(delta(m, "wsgate_connect_latency_seconds_count"), 1)
+        self.assertEqual(delta(m, "wsgate_handshake_latency_seconds_count"), 1)
+        self.assertIn("wsgate_gateway_queued_bytes", m)
         stats = self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5)
         self.assertEqual(stats.bytes_sent - stats_before.bytes_sent, 1000)
         self.assertEqual(stats.bytes_received - stats_before.bytes_received, 1000)
@@ -119,6 +123,7 @@ class MetricsTest(EchoServerTestCase):
                  what="the session to leave the registry")
         # Closed: moved to the totals of ended sessions, counted once.
         m = self.scrape()
+        self.assertEqual(m["wsgate_gateway_queued_bytes"], 0)  # every charge given back
         self.assertEqual(delta(m, 'wsgate_payload_bytes_total{direction="sent"}'), 1000)
         self.assertEqual(delta(m, 'wsgate_payload_bytes_total{direction="received"}'), 1000)
         stats = self.daemon.admin().GetStats(admin_pb2.GetStatsRequest(), timeout=5)
