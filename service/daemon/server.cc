@@ -1,6 +1,7 @@
 #include "service/daemon/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
@@ -40,6 +41,15 @@
 
 namespace wsgate::daemon {
 namespace {
+
+// libprotobuf writes an ERROR line to stderr for every string field with invalid UTF-8 in a
+// message it parses, and gRPC then refuses that message: any local client could flood the log
+// that way. Its lines go to our log at debug instead (component "rpc"); the client gets its
+// status either way.
+void protobuf_log_to_debug(google::protobuf::LogLevel, const char* file, int line,
+                           const std::string& message) {
+  logger("rpc")->debug("libprotobuf {}:{}: {}", file, line, message);
+}
 
 // Is something accepting connections on this unix socket path?
 bool socket_in_use(const std::string& path) {
@@ -158,6 +168,7 @@ Server::~Server() {
 std::string Server::start() {
   auto log = logger("daemon");
   for (const std::string& w : warnings(config_)) log->warn("{}", w);
+  google::protobuf::SetLogHandler(&protobuf_log_to_debug);
 
   // The usual soft open-file limit (1024) cannot hold the default max_sessions: raise it to the
   // hard limit, then refuse a max_sessions it still cannot hold (rpc/fd_budget.h).

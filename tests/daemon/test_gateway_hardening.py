@@ -72,6 +72,22 @@ class DeclaredLengthTest(DaemonTestCase):
             raw.stop()
 
 
+class UnparseableMessageTest(DaemonTestCase):
+    def test_invalid_utf8_in_a_string_field_is_refused_without_a_log_line(self):
+        """protobuf refuses a string field holding invalid UTF-8 (gRPC answers INTERNAL) and
+        logs it; those lines go to debug, so clients cannot flood the daemon's log."""
+        connect = self.daemon.channel.stream_stream(
+            "/wsgate.v1.Gateway/Connect", request_serializer=lambda b: b,
+            response_deserializer=lambda b: b)
+        bad_open = b"\x0a\x03\x0a\x01\xff"  # ClientMessage{open: Open{url: "\xff"}}
+        for _ in range(20):
+            with self.assertRaises(grpc.RpcError) as cm:
+                list(connect(iter([bad_open]), timeout=10))
+            self.assertNotEqual(cm.exception.code(), grpc.StatusCode.OK)
+        self.assertEqual(self.daemon.health(), 1)  # still serving
+        self.assertNotIn("invalid UTF-8", self.daemon.log_text())
+
+
 class OpenValidationTest(DaemonTestCase):
     CONFIG = {"limits": {"max_request_headers": 50, "max_request_header_bytes": 8192}}
 
