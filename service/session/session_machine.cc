@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "service/net/http_response.h"
 #include "service/ws/handshake.h"
@@ -152,7 +153,7 @@ Actions SessionMachine::transport_ready(TimePoint) {
   if (!has_user_agent) request_text_ += "User-Agent: wsgate\r\n";
   request_text_ += "\r\n";
   phase_ = Phase::upgrading;
-  write_ = Io::request;
+  write_ = {Io::request, nullptr};
   out_.write.push_back({request_text_.data(), request_text_.size()});
   return take();
 }
@@ -160,7 +161,7 @@ Actions SessionMachine::transport_ready(TimePoint) {
 void SessionMachine::read_response() {
   constexpr std::size_t kChunk = 4096;
   response_buffer_.resize(response_used_ + kChunk);
-  read_ = Io::response;
+  read_ = {Io::response, nullptr};
   out_.read = MutableBuffer{response_buffer_.data() + response_used_, kChunk};
 }
 
@@ -234,10 +235,7 @@ void SessionMachine::on_response(TimePoint now) {
 
 Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
                                    std::string_view error) {
-  const Io io = write_;
-  void* context = write_context_;
-  write_ = Io::none;
-  write_context_ = nullptr;
+  const auto [io, context] = std::exchange(write_, Pending{});
   if (phase_ == Phase::done) return take();
   switch (io) {
     case Io::request:
@@ -266,16 +264,11 @@ Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
       }
       last_activity_ = now;
       if (held_send_context_ != nullptr) {
-        write_ = Io::send_queue;
-        write_context_ = held_send_context_;
-        held_send_context_ = nullptr;
+        write_ = {Io::send_queue, std::exchange(held_send_context_, nullptr)};
         out_.write = std::move(held_send_);
         held_send_.clear();
       } else if (held_pong_context_ != nullptr) {
-        void* held = held_pong_context_;
-        held_pong_context_ = nullptr;
-        write_ = Io::receive_queue;
-        write_context_ = held;
+        write_ = {Io::receive_queue, std::exchange(held_pong_context_, nullptr)};
         out_.write = std::move(held_pong_);
         held_pong_.clear();
       }
@@ -288,10 +281,7 @@ Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
 
 Actions SessionMachine::bytes_read(TimePoint now, std::size_t bytes, bool ok,
                                    std::string_view error) {
-  const Io io = read_;
-  void* context = read_context_;
-  read_ = Io::none;
-  read_context_ = nullptr;
+  const auto [io, context] = std::exchange(read_, Pending{});
   if (phase_ == Phase::done) return take();
   switch (io) {
     case Io::response:
@@ -507,10 +497,10 @@ void SessionMachine::pump(TimePoint now) {
   bool progress = true;
   while (progress && phase_ == Phase::open) {
     progress = false;
-    if (write_ == Io::none) progress |= pump_send(now);
+    if (write_.io == Io::none) progress |= pump_send(now);
     if (phase_ != Phase::open) return;
-    if (read_ == Io::none && held_pong_context_ == nullptr &&
-        !(write_ == Io::receive_queue)) {
+    if (read_.io == Io::none && held_pong_context_ == nullptr &&
+        write_.io != Io::receive_queue) {
       progress |= pump_receive(now);
     }
   }
@@ -523,13 +513,12 @@ void SessionMachine::start_write(Io io, void* context, const ws::Buffer* buffers
   for (std::uint32_t i = 0; i < count; ++i) {
     out.push_back({buffers[i].data.buffer, buffers[i].data.length});
   }
-  if (write_ != Io::none) {  // only the receive side's pong can meet a busy writer
+  if (write_.io != Io::none) {  // only the receive side's pong can meet a busy writer
     held_pong_context_ = context;
     held_pong_ = std::move(out);
     return;
   }
-  write_ = io;
-  write_context_ = context;
+  write_ = {io, context};
   out_.write = std::move(out);
 }
 
@@ -571,9 +560,8 @@ bool SessionMachine::pump_send(TimePoint now) {
     engine_->complete_action(context, static_cast<std::uint32_t>(total));
     progress = true;
   }
-  if (!gather_.empty() && write_ == Io::none && phase_ == Phase::open) {
-    write_ = Io::gathered;
-    write_context_ = nullptr;
+  if (!gather_.empty() && write_.io == Io::none && phase_ == Phase::open) {
+    write_ = {Io::gathered, nullptr};
     out_.write.push_back({gather_.data(), gather_.size()});
   }
   return progress;
@@ -648,8 +636,7 @@ bool SessionMachine::pump_receive(TimePoint now) {
         engine_->complete_action(context, static_cast<std::uint32_t>(n));
         return true;
       }
-      read_ = Io::receive_queue;
-      read_context_ = context;
+      read_ = {Io::receive_queue, context};
       out_.read = MutableBuffer{buffers[0].data.buffer, buffers[0].data.length};
       return false;
     }
@@ -776,7 +763,7 @@ void SessionMachine::abandon_receive(std::uint16_t code, const std::string& reas
 // The receive side is stopped for good, so the pump loop that called us ends; the close must
 // still go out now, not when the close timer fires.
 void SessionMachine::flush_close() {
-  if (phase_ == Phase::open && write_ == Io::none) pump_send(last_activity_);
+  if (phase_ == Phase::open && write_.io == Io::none) pump_send(last_activity_);
 }
 
 void SessionMachine::on_protocol_violation(ws::Result result) {

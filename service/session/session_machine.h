@@ -204,10 +204,14 @@ class SessionMachine {
   std::size_t response_used_ = 0;
   std::size_t leftover_offset_ = 0;
 
-  Io write_ = Io::none;
-  void* write_context_ = nullptr;
-  Io read_ = Io::none;
-  void* read_context_ = nullptr;
+  // The one outstanding write and the one outstanding read: what they are for, and the engine
+  // action they complete (nullptr for the upgrade's own I/O and gathered writes).
+  struct Pending {
+    Io io = Io::none;
+    void* context = nullptr;
+  };
+  Pending write_;
+  Pending read_;
   // The receive side's automatic pong, waiting for the send side's write to finish.
   void* held_pong_context_ = nullptr;
   std::vector<ConstBuffer> held_pong_;
