@@ -57,14 +57,6 @@ HeaderProblem check_extra_header(std::string_view name, std::string_view value) 
   return {};
 }
 
-std::string validate_extra_headers(const Headers& headers) {
-  for (const auto& [name, value] : headers) {
-    HeaderProblem p = check_extra_header(name, value);
-    if (!p.message.empty()) return "header " + p.message;
-  }
-  return "";
-}
-
 std::shared_ptr<UpstreamConnection> UpstreamConnection::create(
     asio::io_context& io, ConnectOptions options, std::shared_ptr<ConnectionObserver> observer) {
   return std::shared_ptr<UpstreamConnection>(

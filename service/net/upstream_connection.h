@@ -88,13 +88,11 @@ class ConnectionObserver {
   virtual void on_failed(const Failure& failure) = 0;
 };
 
-// Checks extra request headers a client supplied: names must be tokens, values free of CR/LF/NUL,
-// and the gateway's own headers (Host, Connection, Upgrade, Sec-WebSocket-*, Content-Length,
-// Transfer-Encoding) may not be set. Returns an empty string when valid.
-std::string validate_extra_headers(const Headers& headers);
-
-// One extra header: what is wrong with it (empty when valid), and whether the name (true) or
-// the value (false) is at fault. Untrusted text is quoted (net::quote) in the message.
+// One extra request header a client supplied (rpc::validate_open checks each with it): the name
+// must be a token, the value free of CR/LF/NUL, and the gateway's own headers (Host, Connection,
+// Upgrade, Sec-WebSocket-*, Content-Length, Transfer-Encoding) may not be set. Returns what is
+// wrong (empty when valid) and whether the name (true) or the value (false) is at fault.
+// Untrusted text is quoted (net::quote) in the message.
 struct HeaderProblem {
   std::string message;
   bool in_name = false;

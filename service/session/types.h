@@ -118,7 +118,7 @@ struct Settings : Tuning {
   net::WebSocketUrl url;
   std::vector<std::string> subprotocols;
   std::vector<std::string> extensions;
-  Headers headers;  // extra request headers (validated by the caller: see validate_extra_headers)
+  Headers headers;  // extra request headers (validated by the caller: rpc::validate_open)
   bool stream_fragments = false;
   // The daemon-wide budget incoming messages are charged to while they are assembled (the
   // charge goes to the client with the message); nullptr: none.
