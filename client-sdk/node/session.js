@@ -36,7 +36,9 @@ class WsgateError extends Error {
       if (Buffer.from(h.name).toString('latin1').toLowerCase() !== 'retry-after') continue;
       const v = Buffer.from(h.value).toString('latin1').trim();
       const when = /^\d+$/.test(v) ? Date.now() + Number(v) * 1000 : Date.parse(v);
-      if (!Number.isNaN(when)) this.retryAfter = Math.max(0, Math.round((when - Date.now()) / 1000));
+      if (!Number.isNaN(when)) {
+        this.retryAfter = Math.max(0, Math.round((when - Date.now()) / 1000));
+      }
     }
   }
 
@@ -45,7 +47,9 @@ class WsgateError extends Error {
   }
 }
 
-const INITIATORS = { INITIATOR_CLIENT: 'client', INITIATOR_SERVER: 'server', INITIATOR_GATEWAY: 'gateway' };
+const INITIATORS = {
+  INITIATOR_CLIENT: 'client', INITIATOR_SERVER: 'server', INITIATOR_GATEWAY: 'gateway',
+};
 
 // One upstream WebSocket connection (Client.open). Incoming messages are buffered until the
 // iterator takes them; `closed` is set once the session has ended.
@@ -70,7 +74,9 @@ class Session {
       this._notify();
     });
     call.on('error', (err) => {
-      if (err.code !== grpc.status.CANCELLED || !this._cancelled) this._error = WsgateError.fromServiceError(err);
+      if (err.code !== grpc.status.CANCELLED || !this._cancelled) {
+        this._error = WsgateError.fromServiceError(err);
+      }
       this._done = true;
       this._notify();
     });
@@ -107,7 +113,9 @@ class Session {
     }
     this._queue.length = 0;
     if (this._error) throw this._error;
-    if (!this.closed) throw new WsgateError(grpc.status.UNKNOWN, 'the stream ended without a close');
+    if (!this.closed) {
+      throw new WsgateError(grpc.status.UNKNOWN, 'the stream ended without a close');
+    }
     return this.closed;
   }
 
@@ -120,7 +128,8 @@ class Session {
 
 class Client {
   constructor(address) {
-    this.address = address ? (address.startsWith('/') ? 'unix:' + address : address) : daemonAddress();
+    if (!address) this.address = daemonAddress();
+    else this.address = address.startsWith('/') ? 'unix:' + address : address;
     this.gateway = new pkg.wsgate.v1.Gateway(this.address, grpc.credentials.createInsecure());
   }
 
@@ -128,8 +137,11 @@ class Client {
   waitReady(timeoutMs = 10000) {
     return new Promise((resolve, reject) => {
       this.gateway.waitForReady(new Date(Date.now() + timeoutMs), (err) => {
-        if (err) reject(new WsgateError(grpc.status.UNAVAILABLE, `wsgated is not reachable at ${this.address}: ${err.message}`));
-        else resolve(this);
+        if (!err) resolve(this);
+        else {
+          reject(new WsgateError(grpc.status.UNAVAILABLE,
+            `wsgated is not reachable at ${this.address}: ${err.message}`));
+        }
       });
     });
   }
@@ -142,7 +154,8 @@ class Client {
       headers: Object.entries(options.headers || {}).map(([name, value]) =>
         ({ name: Buffer.from(name), value: Buffer.from(value) })) };
     if (options.connectTimeoutMs || options.handshakeTimeoutMs) {
-      open.timeouts = { connect_ms: options.connectTimeoutMs || 0, handshake_ms: options.handshakeTimeoutMs || 0 };
+      open.timeouts = { connect_ms: options.connectTimeoutMs || 0,
+        handshake_ms: options.handshakeTimeoutMs || 0 };
     }
     if (options.tls) open.tls = options.tls;
     const call = this.gateway.Connect();

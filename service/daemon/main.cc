@@ -139,7 +139,8 @@ int main(int argc, char** argv) {
   }
 #endif
   if (check_only) {
-    for (const std::string& w : env_warnings) std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
+    for (const std::string& w : env_warnings)
+      std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
     for (const std::string& w : warnings(config)) std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
     std::printf("wsgated: configuration OK\n");
     return 0;

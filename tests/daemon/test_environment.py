@@ -18,6 +18,7 @@ from daemon_fixture import START_TIMEOUT, STOP_TIMEOUT, WSGATED, grpc, wait_for
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join("docs", "configuration.md")
 SELF = os.path.relpath(os.path.abspath(__file__), REPO)  # names examples of what must not match
+HISTORY = "CHANGELOG.md"  # records names that are gone
 NAME = r"WSGATE_[A-Z0-9_]*[A-Z0-9]"
 C_LIKE = (".c", ".cc", ".h", ".cpp", ".hpp")
 # Not the project's sources: build trees, dependencies, generated or packed copies.
@@ -50,10 +51,11 @@ def names_in(path, text):
 
 
 def used_names():
-    """{name: [files]} over the repository, docs/configuration.md and this file left out."""
+    """{name: [files]} over the repository; the table itself, this file and the changelog are
+    left out."""
     found = {}
     for path in repository_files():
-        if path in (DOC, SELF):
+        if path in (DOC, SELF, HISTORY):
             continue
         try:
             with open(os.path.join(REPO, path), encoding="utf-8") as f:

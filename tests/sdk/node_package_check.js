@@ -58,7 +58,8 @@ async function main_() {
   const rest = [];
   for await (const m of s2) rest.push(m);
   assert.deepStrictEqual(rest, []);
-  assert.deepStrictEqual(s2.closed, { code: 4000, reason: 'server closing', initiator: 'server', clean: true });
+  assert.deepStrictEqual(s2.closed,
+    { code: 4000, reason: 'server closing', initiator: 'server', clean: true });
   console.log('server close ok');
 
   // Failing opens: nothing listens; not a WebSocket URL; a refused upgrade with Retry-After.

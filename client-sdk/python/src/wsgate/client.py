@@ -87,7 +87,7 @@ class WsgateError(Exception):
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> "WsgateError":
-        """The ErrorDetail is inside the google.rpc.Status of the grpc-status-details-bin trailer."""
+        """The ErrorDetail is in the google.rpc.Status of the grpc-status-details-bin trailer."""
         detail = None
         for key, value in (error.trailing_metadata() or ()):  # type: ignore[attr-defined]
             if key == "grpc-status-details-bin":
