@@ -61,22 +61,23 @@ RUN groupadd --system --gid 10001 wsgate \
  && install -d -o wsgate -g wsgate -m 0770 /run/wsgate
 COPY --from=build /src/build/service/daemon/wsgated /src/build/service/daemon/wsgate-health /usr/local/bin/
 # wsgate, the command-line client (`docker exec CONTAINER wsgate sessions`; it finds the daemon
-# through WSGATE_SOCKET below), and the SDK library it links.
+# through WSGATE_ADDRESS below), and the SDK library it links.
 COPY --from=build /src/build/client-sdk/cli/wsgate /usr/local/bin/
 COPY --from=build /src/build/client-sdk/libwsgate-client.so.0 /usr/local/lib/
 RUN ldconfig
 COPY --from=build /src/deploy/config/wsgated.example.toml /etc/wsgate/wsgated.toml
 # Configuration: the file (mount another at /etc/wsgate/wsgated.toml, or set WSGATE_CONFIG),
-# and the environment: WSGATE_SOCKET, WSGATE_TCP (e.g. 0.0.0.0:9000; empty: no TCP listener),
+# and the environment: WSGATE_ADDRESS (unix:PATH: the socket, read by the daemon and every
+# client), WSGATE_TCP (e.g. 0.0.0.0:9000; empty: no TCP listener),
 # WSGATE_LOG_LEVEL, WSGATE_LOG_FORMAT override the file. Logs go to stderr.
 ENV WSGATE_CONFIG=/etc/wsgate/wsgated.toml \
-    WSGATE_SOCKET=/run/wsgate/wsgated.sock \
+    WSGATE_ADDRESS=unix:/run/wsgate/wsgated.sock \
     WSGATE_LOG_FORMAT=json
 VOLUME /run/wsgate
 EXPOSE 9000
 USER wsgate:wsgate
 STOPSIGNAL SIGTERM
-# The standard gRPC health service over the unix socket ($WSGATE_SOCKET).
+# The standard gRPC health service over the unix socket ($WSGATE_ADDRESS).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["wsgate-health", "--timeout-ms", "4000"]
 ENTRYPOINT ["wsgated"]

@@ -46,8 +46,8 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DC
 
 case "$mode" in
   default)
-    # npm packages of the Node client example (pinned by its package-lock.json).
-    [ -d client-sdk/examples/node/node_modules ] || client-sdk/scripts/setup-node.sh
+    # npm packages of the Node client package (pinned by its package-lock.json).
+    [ -d client-sdk/node/node_modules ] || client-sdk/scripts/setup-node.sh
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
     ;;

@@ -84,10 +84,8 @@ int admin_call(const std::string& address, F&& f) {
 
 std::string daemon_address(const std::string& option) {
   if (!option.empty()) return resolve_address(option);
-  for (const char* name : {"WSGATE_ADDRESS", "WSGATE_SOCKET"}) {
-    const char* env = std::getenv(name);
-    if (env != nullptr && env[0] != '\0') return resolve_address(env);
-  }
+  if (const char* env = std::getenv("WSGATE_ADDRESS"); env != nullptr && env[0] != '\0')
+    return resolve_address(env);
   // A user's per-user default, unless only the system daemon (systemd, /run/wsgate) is there.
   const std::string fallback = resolve_address();
   if (!socket_exists(fallback) && socket_exists(kSystemSocket)) return kSystemSocket;

@@ -32,9 +32,9 @@ struct CatOptions {
   bool no_prompt = false;            // never the interactive prompt
 };
 
-// The daemon address: --address, $WSGATE_ADDRESS, $WSGATE_SOCKET (the daemon's own variable, set
-// in the container image and the systemd unit), then the SDK's default socket, falling back to
-// the system socket /run/wsgate/wsgated.sock when the per-user one does not exist.
+// The daemon address: --address, $WSGATE_ADDRESS (the daemon's variable too: the container image
+// and the systemd unit set it), then the SDK's default socket, falling back to the system socket
+// /run/wsgate/wsgated.sock when the per-user one does not exist.
 std::string daemon_address(const std::string& option);
 
 int run_cat(const CatOptions& options, const std::string& address);

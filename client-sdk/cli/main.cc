@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   std::string address;
   app.add_option("--address", address,
                  "wsgated's gRPC target: unix:/path, /path or host:port (default: "
-                 "$WSGATE_ADDRESS, $WSGATE_SOCKET, then the default socket)")
+                 "$WSGATE_ADDRESS, then the default socket)")
       ->option_text("TARGET");
   app.set_version_flag("--version", std::string("wsgate ") + WSGATE_VERSION);
 

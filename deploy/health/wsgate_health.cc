@@ -5,7 +5,7 @@
 //   wsgate-health [TARGET] [--timeout-ms N]
 //
 // TARGET: a unix socket path, or any gRPC target ("unix:/path", "127.0.0.1:9000").
-// Default: $WSGATE_SOCKET, else /run/wsgate/wsgated.sock.
+// Default: $WSGATE_ADDRESS (the daemon's and the clients' variable), else /run/wsgate/wsgated.sock.
 //
 // The check itself is deploy/health/health_check.h, shared with `wsgate health`.
 #include <chrono>
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     }
   }
   if (target.empty()) {
-    const char* env = std::getenv("WSGATE_SOCKET");
+    const char* env = std::getenv("WSGATE_ADDRESS");
     target = env && *env ? env : "/run/wsgate/wsgated.sock";
   }
   if (target[0] == '/') target = "unix:" + target;

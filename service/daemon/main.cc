@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 #include <cstdlib>
+#include <vector>
 
 #include "service/daemon/config.h"
 #include "service/daemon/logging.h"
@@ -32,6 +33,47 @@ void print_errors(const std::string& errors) {
   }
 }
 
+// The unix socket to listen on, from the environment: WSGATE_ADDRESS, the clients' variable (one
+// name for the socket on both sides; docs/configuration.md, "Environment"), in its unix forms
+// (unix:PATH, unix:///ABS, /ABS); WSGATE_SOCKET, its deprecated alias, when it is unset. Returns
+// false, with `error`, for a value the daemon cannot listen on (a TCP target: that is WSGATE_TCP).
+bool socket_from_environment(std::string& socket, std::string& error,
+                             std::vector<std::string>& warnings) {
+  const char* address = std::getenv("WSGATE_ADDRESS");
+  const char* legacy = std::getenv("WSGATE_SOCKET");
+  const bool has_address = address != nullptr && address[0] != '\0';
+  const bool has_legacy = legacy != nullptr && legacy[0] != '\0';
+  if (has_legacy) {
+    warnings.push_back(has_address
+        ? "WSGATE_SOCKET is deprecated and ignored: WSGATE_ADDRESS is set"
+        : "WSGATE_SOCKET is deprecated: set WSGATE_ADDRESS=unix:" + std::string(legacy));
+  }
+  if (!has_address) {
+    if (has_legacy) socket = legacy;
+    return true;
+  }
+  const std::string value = address;
+  std::string path;
+  if (value.rfind("unix://", 0) == 0) {
+    path = value.substr(7);  // gRPC's unix://ABSOLUTE_PATH
+    if (path.empty() || path[0] != '/') path.clear();
+  } else if (value.rfind("unix:", 0) == 0) {
+    path = value.substr(5);
+  } else if (value[0] == '/') {
+    path = value;
+  } else {
+    error = "WSGATE_ADDRESS: \"" + value + "\": the daemon listens on a unix socket (unix:PATH); "
+            "for a TCP listener set WSGATE_TCP (or --tcp)";
+    return false;
+  }
+  if (path.empty()) {
+    error = "WSGATE_ADDRESS: \"" + value + "\": no socket path (expected unix:PATH)";
+    return false;
+  }
+  socket = path;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,8 +85,9 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "TOML configuration file")->envname("WSGATE_CONFIG");
   // deploy: each override flag can also come from the environment (containers); a flag given
   // on the command line wins over its variable.
-  app.add_option("--socket", socket, "unix socket path (overrides listen.unix_socket)")
-      ->envname("WSGATE_SOCKET");
+  // --socket's variable is WSGATE_ADDRESS (unix:PATH), read below: it is the clients' too.
+  app.add_option("--socket", socket,
+                 "unix socket path (overrides listen.unix_socket; env WSGATE_ADDRESS=unix:PATH)");
   app.add_option("--tcp", tcp, "also listen on HOST:PORT (overrides listen.tcp)")
       ->envname("WSGATE_TCP");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")
@@ -62,6 +105,12 @@ int main(int argc, char** argv) {
     // (docs/operations.md), not with CLI11's own codes (e.g. 109 for an unknown flag).
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+
+  std::vector<std::string> env_warnings;
+  if (std::string error; socket.empty() && !socket_from_environment(socket, error, env_warnings)) {
+    std::fprintf(stderr, "wsgated: %s\n", error.c_str());
+    return 2;
   }
 
   LoadResult loaded = config_path.empty() ? parse_config("", "defaults") : load_config_file(config_path);
@@ -90,6 +139,8 @@ int main(int argc, char** argv) {
   }
 #endif
   if (check_only) {
+    for (const std::string& w : env_warnings)
+      std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
     for (const std::string& w : warnings(config)) std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());
     std::printf("wsgated: configuration OK\n");
     return 0;
@@ -99,6 +150,7 @@ int main(int argc, char** argv) {
   if (windows_service) return win32::run_service(config, config_path);
 #endif
   init_logging(config.log);
+  for (const std::string& w : env_warnings) logger("daemon")->warn("{}", w);
   Server server(config, config_path);
   server.set_log_level_override(log_level);
   if (std::string error = server.start(); !error.empty()) {

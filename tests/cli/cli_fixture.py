@@ -30,8 +30,7 @@ TIMEOUT = 20.0
 
 def cli_env(daemon=None, address=None):
     env = dict(os.environ)
-    for name in ("WSGATE_ADDRESS", "WSGATE_SOCKET"):
-        env.pop(name, None)
+    env.pop("WSGATE_ADDRESS", None)
     if address is not None:
         env["WSGATE_ADDRESS"] = address
     elif daemon is not None:

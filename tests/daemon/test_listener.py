@@ -350,7 +350,7 @@ class SocketDirectoryTest(unittest.TestCase):
         shutil.rmtree(default_dir, ignore_errors=True)
         self.addCleanup(shutil.rmtree, default_dir, True)
         env = {k: v for k, v in os.environ.items()
-               if k not in ("XDG_RUNTIME_DIR", "WSGATE_SOCKET", "WSGATE_CONFIG")}
+               if k not in ("XDG_RUNTIME_DIR", "WSGATE_ADDRESS", "WSGATE_SOCKET", "WSGATE_CONFIG")}
 
         # Squatted: someone else's world-writable directory.
         os.mkdir(default_dir)

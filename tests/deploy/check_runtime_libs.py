@@ -176,8 +176,10 @@ class KubernetesExample(unittest.TestCase):
         w = containers["wsgated"]
         for probe in ("livenessProbe", "readinessProbe"):
             self.assertEqual(w[probe]["exec"]["command"][0], "wsgate-health", probe)
-        env = {e["name"]: e["value"] for e in w.get("env", [])}
-        self.assertEqual(env.get("WSGATE_SOCKET"), "/run/wsgate/wsgated.sock")
+        # One variable names the socket for the daemon and the app (docs/configuration.md).
+        for c in containers.values():
+            env = {e["name"]: e["value"] for e in c.get("env", [])}
+            self.assertEqual(env.get("WSGATE_ADDRESS"), "unix:/run/wsgate/wsgated.sock", c["name"])
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ class HealthProbe(DaemonTestCase):
         r = self.health(f"127.0.0.1:{port}")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = subprocess.run([str(WSGATE_HEALTH)], capture_output=True, text=True, timeout=30,
-                           env={**os.environ, "WSGATE_SOCKET": str(d.sock)})
+                           env={**os.environ, "WSGATE_ADDRESS": f"unix:{d.sock}"})
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(d.stop(), 0)
 

@@ -62,7 +62,7 @@ class SystemdUnits(unittest.TestCase):
         service = (UNITS / "wsgated.service").read_text()
         socket = (UNITS / "wsgated.socket").read_text()
         path = re.search(r"(?m)^ListenStream=(\S+)$", socket).group(1)
-        self.assertIn(f"WSGATE_SOCKET={path}", service)
+        self.assertIn(f"WSGATE_ADDRESS=unix:{path}", service)
         self.assertEqual(len(re.findall(r"(?m)^ListenStream=", socket)), 1)
         # The service's RuntimeDirectory must not delete the socket unit's socket on restart.
         self.assertRegex(service, r"(?m)^RuntimeDirectoryPreserve=yes$")

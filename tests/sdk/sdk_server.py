@@ -3,7 +3,8 @@
 
 Binds 127.0.0.1 on a free port and prints the port as its first stdout line. Echoes messages;
 offers the subprotocol "chat.v2" (selected when the client offers it); answers a request for
-/refuse with HTTP 403 and the header "X-Reason: nope" instead of upgrading. Exits when stdin
+/refuse with HTTP 403 and the header "X-Reason: nope" instead of upgrading, and /busy with
+HTTP 503 and "Retry-After: 7" (the clients' retry_after). Exits when stdin
 reaches EOF or after LIFETIME seconds (argv[1], default 120).
 """
 import asyncio
@@ -24,6 +25,8 @@ async def handler(ws, path=None):
 def process_request(path, headers):
     if path.startswith("/refuse"):
         return http.HTTPStatus.FORBIDDEN, [("X-Reason", "nope")], b"refused\n"
+    if path.startswith("/busy"):
+        return http.HTTPStatus.SERVICE_UNAVAILABLE, [("Retry-After", "7")], b"busy\n"
     return None
 
 

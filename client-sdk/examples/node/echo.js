@@ -2,7 +2,7 @@
 // node echo.js URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect),
 // sends each message, prints the echoed replies, then closes with 1000.
 'use strict';
-const { gatewayClient, errorDetail } = require('./wsgate');
+const { gatewayClient, errorDetail } = require('../../node/wsgate');
 
 const [url, ...rest] = process.argv.slice(2);
 const messages = rest.length ? rest : ['hello', 'world'];

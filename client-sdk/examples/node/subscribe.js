@@ -3,7 +3,7 @@
 // wsgated, sends the subscription messages, prints every message the server pushes until N
 // arrived, the server closed, or S seconds passed; then closes with 1000.
 'use strict';
-const { gatewayClient, errorDetail } = require('./wsgate');
+const { gatewayClient, errorDetail } = require('../../node/wsgate');
 
 const args = process.argv.slice(2);
 const url = args.shift();

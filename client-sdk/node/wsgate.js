@@ -1,6 +1,7 @@
-// Shared helpers of the Node examples: loads the project's protos with @grpc/proto-loader,
-// resolves the daemon address (same rules as the C++ SDK) and parses the ErrorDetail of a failed
-// call (google.rpc.Status in the grpc-status-details-bin trailer).
+// The core of @wsgate/client (index.js), also what the examples use: loads the project's protos
+// with @grpc/proto-loader (`pkg`: the raw gRPC API), resolves the daemon address (same rules as
+// the C++ SDK) and parses the ErrorDetail of a failed call (google.rpc.Status in the
+// grpc-status-details-bin trailer).
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -8,12 +9,13 @@ const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-// The proto root: $WSGATE_PROTO_DIR, the repository's proto/ (examples run from the source
-// tree), or an installed SDK's share/wsgate/proto.
+// The proto root: $WSGATE_PROTO_DIR, the protos bundled in the package (npm pack), the
+// repository's proto/ (run from the source tree), or an installed SDK's share/wsgate/proto.
 function protoDir() {
   const candidates = [
     process.env.WSGATE_PROTO_DIR,
-    path.resolve(__dirname, '../../../proto'),
+    path.join(__dirname, 'proto'),
+    path.resolve(__dirname, '../../proto'),
     '/usr/local/share/wsgate/proto',
     '/usr/share/wsgate/proto',
   ].filter(Boolean);
@@ -25,7 +27,8 @@ function protoDir() {
 
 const dir = protoDir();
 const def = protoLoader.loadSync(
-  ['wsgate/v1/gateway.proto', 'wsgate/v1/common.proto', 'google/rpc/status.proto'],
+  ['wsgate/v1/gateway.proto', 'wsgate/v1/common.proto', 'wsgate/v1/admin.proto',
+    'wsgate/v1/protocol_component.proto', 'google/rpc/status.proto'],
   { includeDirs: [dir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const pkg = grpc.loadPackageDefinition(def);
 
