@@ -48,6 +48,8 @@ case "$mode" in
   default)
     # npm packages of the Node client example (pinned by its package-lock.json).
     [ -d client-sdk/examples/node/node_modules ] || client-sdk/scripts/setup-node.sh
+    # Node `ws`, a permessage-deflate peer of the daemon tests (pinned by its package-lock.json).
+    [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
     ;;

@@ -3,6 +3,11 @@ compression on (context takeover, no context takeover, server_max_window_bits), 
 bomb from a raw server (1009 upstream, message_too_big to the client), RSV1 without negotiation
 (1002), a server answer the gateway refuses, Open.extensions refused, and the daemon default."""
 import asyncio
+import json
+import os
+import queue
+import shutil
+import subprocess
 import threading
 import unittest
 import zlib
@@ -250,6 +255,99 @@ class CompressionTest(DaemonTestCase):
         s.send_open("ws://127.0.0.1:9/", compression=C(client_max_window_bits=8))
         s.expect_failure(grpc.StatusCode.INVALID_ARGUMENT, "bad_request")
         self.assertIn("zlib", s.details)
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+
+
+class NodeDeflateServer:
+    """node/deflate_echo_server.js: a Node `ws` echo server with permessage-deflate on
+    (`options`: ws's perMessageDeflate options); events() yields what it prints."""
+
+    def __init__(self, options):
+        node = shutil.which("node")
+        if node is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")):
+            raise AssertionError("Node `ws` is missing: run tests/daemon/node/setup.sh "
+                                 "(scripts/setup.sh does)")
+        self.proc = subprocess.Popen([node, os.path.join(NODE_DIR, "deflate_echo_server.js"),
+                                      json.dumps(options), "60"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.port = self.next("port")["port"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def next(self, key, timeout=10):
+        try:
+            event = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("the Node server printed nothing within %s s" % timeout) from None
+        if key not in event:
+            raise AssertionError("expected a %r event from the Node server, got %r" % (key, event))
+        return event
+
+    @property
+    def url(self):
+        return "ws://127.0.0.1:%d/" % self.port
+
+    def stop(self):
+        self.proc.stdin.close()  # the server exits when stdin closes
+        self.proc.wait(10)
+        self._reader.join(10)  # it ends at the end of the output
+        self.proc.stdout.close()
+
+
+class NodeWsTest(DaemonTestCase):
+    TEXT = "".join("node ws line %05d; " % i for i in range(1000))[:16384]
+
+    def run_echo(self, options, compression):
+        server = NodeDeflateServer(options)
+        try:
+            s, opened = self.open_session(server.url, compression=compression)
+            answered = server.next("extensions")["extensions"]
+            self.assertEqual(list(opened.extensions), [answered])
+            for m in ("x" * 64, self.TEXT, self.TEXT, bytes(range(256)) * 64):
+                if isinstance(m, str):
+                    s.send_text(m)
+                else:
+                    s.send_binary(m)
+                got = s.recv_kind("message")
+                self.assertEqual(got.data, m.encode() if isinstance(m, str) else m)
+                event = server.next("size")
+                self.assertEqual(event["size"], len(m))
+                if m == self.TEXT:
+                    # 16 KiB of repetitive text crossed the wire in far fewer bytes.
+                    self.assertLess(event["bytes_read"] - before, 8192)
+                before = event["bytes_read"]
+            s.send_close(1000)
+            self.assertEqual(s.recv_kind("closed").code, 1000)
+            return answered
+        finally:
+            server.stop()
+
+    def test_node_ws_context_takeover(self):
+        answered = self.run_echo({"threshold": 0}, C(mode=C.COMPRESSION_MODE_ON))
+        self.assertTrue(answered.startswith("permessage-deflate"), answered)
+        self.assertNotIn("no_context_takeover", answered)
+
+    def test_node_ws_no_context_takeover(self):
+        answered = self.run_echo(
+            {"threshold": 0, "serverNoContextTakeover": True, "clientNoContextTakeover": True},
+            C(mode=C.COMPRESSION_MODE_ON, server_no_context_takeover=True,
+              client_no_context_takeover=True))
+        self.assertIn("server_no_context_takeover", answered)
+        self.assertIn("client_no_context_takeover", answered)
+
+    def test_node_ws_window_bits(self):
+        answered = self.run_echo({"threshold": 0, "serverMaxWindowBits": 10,
+                                  "clientMaxWindowBits": 11},
+                                 C(mode=C.COMPRESSION_MODE_ON, server_max_window_bits=10))
+        self.assertIn("server_max_window_bits=10", answered)
+        self.assertIn("client_max_window_bits=11", answered)
 
 
 class DaemonDefaultTest(DaemonTestCase):
