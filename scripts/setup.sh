@@ -44,12 +44,14 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
+# Node `ws`, a permessage-deflate peer of the daemon tests, which every build but the fuzz one
+# runs (pinned by its package-lock.json).
+[ "$mode" = fuzz ] || [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh
+
 case "$mode" in
   default)
     # npm packages of the Node client example (pinned by its package-lock.json).
     [ -d client-sdk/examples/node/node_modules ] || client-sdk/scripts/setup-node.sh
-    # Node `ws`, a permessage-deflate peer of the daemon tests (pinned by its package-lock.json).
-    [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
     ;;
