@@ -44,6 +44,10 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
+# Node `ws`, a permessage-deflate peer of the daemon tests, which every build but the fuzz one
+# runs (pinned by its package-lock.json).
+[ "$mode" = fuzz ] || [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh
+
 case "$mode" in
   default)
     # npm packages of the Node client package (pinned by its package-lock.json).

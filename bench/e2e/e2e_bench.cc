@@ -9,7 +9,8 @@
 //   3 gateway  the same gRPC client -> unix socket -> wsgated -> ws:// -> echo server and back
 // Cases: closed-loop 64 B / 4 KiB round trips, pipelined 64 B (window 64), 1 MiB throughput, RSS
 // per idle session (wsgated's VmRSS) and wsgated's CPU over 10 s with the idle sessions open,
-// opens per second at concurrency 1/8/64.
+// opens per second at concurrency 1/8/64, and 64 B / 16 KiB text through the gateway with and
+// without permessage-deflate (the echo server compresses when offered).
 // Every loop is bounded in count; a watchdog ends the run (and its children) after --timeout s.
 #include <utility>  // before Boost 1.74 Asio: awaitable.hpp uses std::exchange
 #include <fcntl.h>
@@ -75,7 +76,7 @@ struct Options {
   std::string wsgated = WSGATED_PATH;
   std::string echo_server = E2E_ECHO_SERVER_PATH;
   std::string perf_out;       // perf record -e cpu-clock -g on wsgated during the cases run
-  std::string only;           // run one case: closed, pipelined, mib, idle, opens, burst
+  std::string only;           // run one case: closed, pipelined, mib, idle, opens, burst, deflate
 };
 
 double ms_since(Clock::time_point t0) {
@@ -381,11 +382,13 @@ struct GrpcConn {
   ClientMessage out;
   ServerMessage in;
 
-  bool open(Gateway::Stub& stub, const std::string& url, std::string* error) {
+  bool open(Gateway::Stub& stub, const std::string& url, std::string* error,
+            const wsgate::v1::Compression* compression = nullptr) {
     ctx = std::make_unique<grpc::ClientContext>();
     rw = stub.Connect(ctx.get());
     ClientMessage m;
     m.mutable_open()->set_url(url);
+    if (compression != nullptr) *m.mutable_open()->mutable_compression() = *compression;
     if (!rw->Write(m)) {
       *error = "open: write failed: " + finish();
       return false;
@@ -398,6 +401,7 @@ struct GrpcConn {
     return true;
   }
   void set_payload(const std::string& payload) { out.set_binary(payload); }
+  void set_text(const std::string& payload) { out.set_text(payload); }
   bool send() { return rw->Write(out); }
   bool receive(std::size_t expect) {
     return rw->Read(&in) && in.has_message() && in.message().data().size() == expect;
@@ -544,6 +548,65 @@ std::string payload_of(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
   return s;
+}
+
+// Text as applications send it (JSON records), so compression has something realistic to do.
+std::string json_text_of(std::size_t n) {
+  std::string out;
+  for (int i = 0; out.size() < n; ++i) {
+    out += "{\"seq\":" + std::to_string(i) + ",\"symbol\":\"WSG" + std::to_string(i % 7) +
+           "\",\"price\":" + std::to_string(100 + (i * 37) % 900) + "." +
+           std::to_string(i % 100) + ",\"side\":\"" + (i % 2 ? "buy" : "sell") + "\"},";
+  }
+  out.resize(n);
+  return out;
+}
+
+// permessage-deflate: closed-loop text round trips through the gateway (leg 3), one session
+// without compression and one with it (threshold 1, so 64 B is compressed too), interleaved.
+void deflate_case(Env& env, const Options& o) {
+  const std::size_t sizes[2] = {64, 16384};
+  const int per_rep = std::max(1, o.samples / o.reps);
+  wsgate::v1::Compression on;
+  on.set_mode(wsgate::v1::Compression::COMPRESSION_MODE_ON);
+  on.set_threshold_bytes(1);
+  GrpcConn conn[2];
+  std::string err;
+  if (!conn[0].open(*env.gw_stub, env.url, &err)) die("deflate, plain: " + err);
+  if (!conn[1].open(*env.gw_stub, env.url, &err, &on)) die("deflate, compressed: " + err);
+  const char* name[2] = {"3 gateway, no compression", "3 gateway, permessage-deflate"};
+  std::printf("\n## permessage-deflate: closed-loop JSON text through the gateway, %d samples per "
+              "mode and size (%d reps x %d), interleaved\n", per_rep * o.reps, o.reps, per_rep);
+  std::printf("| size | mode | p50 µs | p99 µs | p50 per rep |\n|---|---|---|---|---|\n");
+  for (std::size_t size : sizes) {
+    const std::string text = json_text_of(size);
+    std::vector<double> all[2], rep_p50[2];
+    auto one = [&](int k) {
+      conn[k].set_text(text);
+      const auto t0 = Clock::now();
+      if (!conn[k].round_trip(size)) die(std::string("round trip failed: ") + name[k]);
+      return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    };
+    for (int k = 0; k < 2; ++k) {
+      for (int i = 0; i < 200; ++i) one(k);  // warm-up
+    }
+    for (int r = 0; r < o.reps; ++r) {
+      for (int j = 0; j < 2; ++j) {
+        const int k = (r + j) % 2;
+        std::vector<double> rep;
+        for (int i = 0; i < per_rep; ++i) rep.push_back(one(k));
+        rep_p50[k].push_back(summarize(rep).p50);
+        all[k].insert(all[k].end(), rep.begin(), rep.end());
+      }
+    }
+    for (int k = 0; k < 2; ++k) {
+      const Summary s = summarize(all[k]);
+      std::printf("| %zu B | %s | %.1f | %.1f | %.1f [%s] |\n", size, name[k], s.p50, s.p99,
+                  median(rep_p50[k]), spread(rep_p50[k]).c_str());
+    }
+  }
+  std::fflush(stdout);
+  for (GrpcConn& c : conn) c.close();
 }
 
 void closed_loop(Env& env, const Options& o) {
@@ -1044,7 +1107,7 @@ int main(int argc, char** argv) {
           "                 [--idle 1000,5000] [--opens 400] [--timeout 900] [--only CASE]\n"
           "                 [--burst 10000] [--allocators glibc,glibc+trim,jemalloc,jemalloc+bg,mimalloc]\n"
           "                 [--perf-out FILE] [--wsgated PATH] [--echo-server PATH]\n"
-          "CASE: closed, pipelined, mib, idle, opens, burst\n");
+          "CASE: closed, pipelined, mib, idle, opens, burst, deflate\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -1146,6 +1209,7 @@ int main(int argc, char** argv) {
   if (want("idle")) idle(env, o);
   if (want("opens")) opens(env, o);
   if (want("burst")) burst(env, o);
+  if (want("deflate")) deflate_case(env, o);
   if (perf > 0) {
     ::kill(perf, SIGINT);
     int st;

@@ -1,6 +1,7 @@
 // e2e_echo_server: the WebSocket echo server of the end-to-end benchmark (bench/README.md, "e2e").
 // Boost.Beast 1.74 over Boost.Asio, one thread, 127.0.0.1 on an ephemeral port. Prints
-// "PORT <n>" on stdout once listening, then echoes every message with its type (text/binary) until
+// "PORT <n>" on stdout once listening, then echoes every message with its type (text/binary),
+// compressed when the client negotiated permessage-deflate, until
 // SIGTERM/SIGINT or until stdin reaches end of file (so it dies with the driver).
 #include <utility>  // before Boost 1.74 Asio: awaitable.hpp uses std::exchange
 #include <boost/asio.hpp>
@@ -25,6 +26,11 @@ class Session : public std::enable_shared_from_this<Session> {
     ws_.next_layer().set_option(tcp::no_delay(true), ec);
     ws_.read_message_max(64u << 20);
     ws_.auto_fragment(false);
+    // permessage-deflate when the client offers it (the e2e "deflate" case): every message
+    // compressed, with context takeover. A client that does not offer it is unaffected.
+    websocket::permessage_deflate pmd;
+    pmd.server_enable = true;
+    ws_.set_option(pmd);
     ws_.async_accept([self = shared_from_this()](beast::error_code e) {
       if (!e) self->read();
     });

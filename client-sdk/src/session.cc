@@ -161,6 +161,7 @@ Session Session::open(const Client& client, const std::string& url,
     hh->set_value(h.second);
   }
   *o->mutable_tls() = options.tls;
+  *o->mutable_compression() = options.compression;
   o->mutable_timeouts()->set_connect_ms(static_cast<std::uint32_t>(options.connect_timeout.count()));
   o->mutable_timeouts()->set_handshake_ms(
       static_cast<std::uint32_t>(options.handshake_timeout.count()));

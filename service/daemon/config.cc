@@ -245,6 +245,15 @@ std::string check_keepalive(std::uint32_t ms) {
 
 std::string check_positive(std::uint64_t v) { return v > 0 ? std::string() : "must be greater than 0"; }
 
+// [compression] window bits: 0 (the default) or the range RFC 7692 allows; the gateway's own
+// window starts at 9, since zlib cannot deflate with 8.
+std::string check_window_bits(std::uint32_t v, std::uint32_t min) {
+  if (v == 0 || (v >= min && v <= 15)) return {};
+  std::string why = "must be 0 or from " + std::to_string(min) + " to 15, got " + std::to_string(v);
+  if (v == 8) why += " (zlib cannot deflate with a 256-byte window: use 9)";
+  return why;
+}
+
 // Gateway hardening keys: bounds of limits.max_request_headers, max_request_header_bytes and
 // memory_budget_bytes.
 constexpr std::uint64_t kMaxRequestHeaders = 1000;
@@ -572,6 +581,30 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"ping_timeout_ms", u32(&c.pool.ping_timeout_ms, 0)},
                   {"idle_timeout_ms", u32(&c.pool.idle_timeout_ms, 0)},
               }),
+      section("compression",
+              {
+                  {"enabled",
+                   [&](const toml::node& n, const std::string& key) { w.bool_field(n, key, &c.compression.enabled); }},
+                  {"threshold_bytes", u32(&c.compression.threshold_bytes, 0)},
+                  {"client_no_context_takeover",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.bool_field(n, key, &c.compression.client_no_context_takeover);
+                   }},
+                  {"server_no_context_takeover",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.bool_field(n, key, &c.compression.server_no_context_takeover);
+                   }},
+                  {"server_max_window_bits",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.compression.server_max_window_bits, 0, 15);
+                     w.check(n, key, check_window_bits(c.compression.server_max_window_bits, 8));
+                   }},
+                  {"client_max_window_bits",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.compression.client_max_window_bits, 0, 15);
+                     w.check(n, key, check_window_bits(c.compression.client_max_window_bits, 9));
+                   }},
+              }),
       section("policy",
               {
                   {"allow_hosts", list(&c.policy.allow_hosts, check_host_pattern)},
@@ -718,6 +751,8 @@ std::string validate(const Config& c) {
   }
 
   add("pool.keepalive_interval_ms", check_keepalive(c.pool.keepalive_interval_ms));
+  add("compression.server_max_window_bits", check_window_bits(c.compression.server_max_window_bits, 8));
+  add("compression.client_max_window_bits", check_window_bits(c.compression.client_max_window_bits, 9));
 
   auto each = [&add](const char* key, const std::vector<std::string>& list, std::string (*rule)(std::string_view)) {
     for (std::size_t i = 0; i < list.size(); ++i) add(std::string(key) + "[" + std::to_string(i) + "]", rule(list[i]));

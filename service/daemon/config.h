@@ -72,6 +72,19 @@ struct PoolConfig {
   std::uint32_t idle_timeout_ms = 0;            // >0: close sessions idle this long (1001)
 };
 
+// permessage-deflate (RFC 7692) for Gateway sessions: what is offered unless Open.compression
+// says otherwise. Off by default: compression costs CPU and per-session memory (a compressor
+// holds up to ~256 KiB), and it is no protection against a peer reading secrets from compressed
+// lengths (CRIME/BREACH-style), so it is an operator's choice.
+struct CompressionConfig {
+  bool enabled = false;
+  std::uint32_t threshold_bytes = 128;  // smaller messages go out uncompressed
+  bool client_no_context_takeover = false;
+  bool server_no_context_takeover = false;
+  std::uint32_t server_max_window_bits = 0;  // 8..15; 0: not offered
+  std::uint32_t client_max_window_bits = 0;  // 9..15; 0: offered without a value
+};
+
 struct PolicyConfig {
   // Destination policy, checked after DNS resolution. Entries: host names ("example.com",
   // "*.example.com"), CIDRs ("10.0.0.0/8", "::1/128"), and for ports, numbers or ranges.
@@ -105,6 +118,7 @@ struct Config {
   TimeoutConfig timeouts;
   LimitConfig limits;
   PoolConfig pool;
+  CompressionConfig compression;
   PolicyConfig policy;
   TlsConfig tls;
   AdminConfig admin;

@@ -271,6 +271,12 @@ std::string Server::start() {
   defaults.default_ca_file = config_.tls.ca_file;
   defaults.allow_client_file_paths = config_.tls.allow_client_file_paths;
   defaults.fd_budget = fd_budget_;
+  defaults.compression.enabled = config_.compression.enabled;
+  defaults.compression.threshold_bytes = config_.compression.threshold_bytes;
+  defaults.compression.client_no_context_takeover = config_.compression.client_no_context_takeover;
+  defaults.compression.server_no_context_takeover = config_.compression.server_no_context_takeover;
+  defaults.compression.server_max_window_bits = config_.compression.server_max_window_bits;
+  defaults.compression.client_max_window_bits = config_.compression.client_max_window_bits;
   gateway_ = std::make_unique<rpc::GatewayService>(io_, *registry_, defaults, shared_policy,
                                                    logger("gateway"));
   auto* pc = protocol_component_.get();

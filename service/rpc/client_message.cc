@@ -7,6 +7,7 @@
 
 #include "service/net/quote.h"
 #include "service/net/url.h"
+#include "service/session/per_message_deflate.h"
 #include "service/ws/frame.h"
 #include "service/ws/handshake.h"
 
@@ -171,7 +172,17 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
       return refuse(at("extensions", i) + ": " + net::quote(e) +
                     " is not one extension offer (token *(\";\" param[=value]))");
     }
-    options.extensions.push_back(e);
+    // The gateway frames and decodes every message itself, so it can only offer extensions it
+    // implements: one whose frames it cannot read would fail the session at the first one.
+    const std::string_view name = ws::trim(std::string_view(e).substr(0, e.find(';')));
+    if (ws::iequals(name, session::kPerMessageDeflate)) {
+      return refuse(at("extensions", i) +
+                    ": permessage-deflate is negotiated by the gateway itself: set "
+                    "open.compression.mode = COMPRESSION_MODE_ON (and its parameters) instead");
+    }
+    return refuse(at("extensions", i) + ": " + net::quote(std::string(name)) +
+                  " is not implemented by the gateway (it implements permessage-deflate, "
+                  "offered through open.compression)");
   }
   for (int i = 0; i < open.headers_size(); ++i) {
     const auto& h = open.headers(i);
@@ -229,6 +240,35 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
           ? std::min(open.limits().max_queued_bytes(), defaults.max_queued_bytes)
           : defaults.max_queued_bytes;
   options.stream_fragments = open.stream_fragments();
+  // permessage-deflate: the daemon's [compression] settings (copied with the tuning above),
+  // then what the client asks for (zero/false: the daemon's).
+  const v1::Compression& c = open.compression();
+  session::CompressionSettings& z = options.compression;
+  if (!v1::Compression::Mode_IsValid(c.mode())) {
+    return refuse("open.compression.mode: " + std::to_string(c.mode()) +
+                  " is not a Compression.Mode");
+  }
+  if (c.mode() == v1::Compression::COMPRESSION_MODE_ON) z.enabled = true;
+  if (c.mode() == v1::Compression::COMPRESSION_MODE_OFF) z.enabled = false;
+  z.client_no_context_takeover |= c.client_no_context_takeover();
+  z.server_no_context_takeover |= c.server_no_context_takeover();
+  if (c.server_max_window_bits() != 0) {
+    if (c.server_max_window_bits() < 8 || c.server_max_window_bits() > 15) {
+      return refuse("open.compression.server_max_window_bits: " +
+                    std::to_string(c.server_max_window_bits()) + " is not 8..15 (or 0: default)");
+    }
+    z.server_max_window_bits = c.server_max_window_bits();
+  }
+  if (c.client_max_window_bits() != 0) {
+    if (c.client_max_window_bits() < 9 || c.client_max_window_bits() > 15) {
+      return refuse("open.compression.client_max_window_bits: " +
+                    std::to_string(c.client_max_window_bits()) +
+                    " is not 9..15 (or 0: default); 8 is valid in RFC 7692 but zlib cannot "
+                    "deflate with a 256-byte window");
+    }
+    z.client_max_window_bits = c.client_max_window_bits();
+  }
+  if (c.threshold_bytes() != 0) z.threshold_bytes = c.threshold_bytes();
   OpenValidation out;
   out.options = std::move(options);
   return out;

@@ -123,6 +123,10 @@ Actions SessionMachine::transport_ready(TimePoint) {
   std::vector<const char*> subprotocols, extensions;
   for (const std::string& s : settings_.subprotocols) subprotocols.push_back(s.c_str());
   for (const std::string& s : settings_.extensions) extensions.push_back(s.c_str());
+  // permessage-deflate is offered last (after any extension the caller named).
+  const std::string deflate_offered =
+      settings_.compression.enabled ? deflate_offer(settings_.compression) : std::string();
+  if (!deflate_offered.empty()) extensions.push_back(deflate_offered.c_str());
   std::vector<ws::HttpHeader> initial;
   for (auto& [name, value] : settings_.headers) {
     initial.push_back({name.data(), static_cast<std::uint32_t>(name.size()), value.data(),
@@ -186,8 +190,9 @@ void SessionMachine::on_response(TimePoint now) {
                         static_cast<std::uint32_t>(value.size())});
   }
   std::uint32_t subprotocol = 0xFFFFFFFFu;
-  std::vector<std::uint32_t> extension_indices(settings_.extensions.size() + 1);
-  std::uint32_t extension_count = static_cast<std::uint32_t>(settings_.extensions.size());
+  const std::size_t offered = settings_.extensions.size() + (settings_.compression.enabled ? 1 : 0);
+  std::vector<std::uint32_t> extension_indices(offered + 1);
+  std::uint32_t extension_count = static_cast<std::uint32_t>(offered);
   const ws::Result r = engine_->end_client_handshake(
       response.data(), static_cast<std::uint32_t>(response.size()), extension_indices.data(),
       &extension_count, &subprotocol);
@@ -217,7 +222,23 @@ void SessionMachine::on_response(TimePoint now) {
     d.open.subprotocol = settings_.subprotocols[subprotocol];
   }
   for (std::uint32_t i = 0; i < extension_count; ++i) {
-    d.open.extensions.push_back(settings_.extensions[extension_indices[i]]);
+    if (extension_indices[i] < settings_.extensions.size()) {
+      d.open.extensions.push_back(settings_.extensions[extension_indices[i]]);
+      continue;
+    }
+    // permessage-deflate: the engine checked only its name; its parameters are checked here.
+    DeflateNegotiation n = negotiate_deflate(head.headers, settings_.compression);
+    if (!n.agreement) {
+      Failure f{Cause::handshake_rejected,
+                "the server's upgrade response is not acceptable: " +
+                    (n.error.empty() ? std::string("no permessage-deflate element") : n.error)};
+      f.http_status = head.status;
+      f.http_headers = head.headers;
+      return fail(std::move(f));
+    }
+    deflate_ = std::make_unique<PerMessageDeflate>(*n.agreement);
+    engine_->allow_rsv1();
+    d.open.extensions.push_back(std::move(n.element));  // as negotiated, parameters included
   }
   d.open.http_status = head.status;
   d.open.response_headers = std::move(head.headers);
@@ -465,8 +486,15 @@ void SessionMachine::on_keepalive(TimePoint now) {
 // ---------------------------------------------------------------------------------------------
 // The engine's action loop.
 
-void SessionMachine::engine_send(const OutgoingMessage& m) {
+void SessionMachine::engine_send(OutgoingMessage& m) {
   const ws::BufferType type = buffer_type_for(m.kind, m.final);
+  // permessage-deflate: whole messages of at least the threshold are compressed (a fragmented
+  // one goes out as it is: its size is unknown when its first fragment must leave).
+  const bool whole = m.kind == OutgoingMessage::Kind::text || m.kind == OutgoingMessage::Kind::binary;
+  const bool compress = deflate_ && whole && m.data.size() >= settings_.compression.threshold_bytes &&
+                        deflate_->deflate(reinterpret_cast<const std::uint8_t*>(m.data.data()),
+                                          m.data.size(), &m.deflated);
+  const std::string& payload = compress ? m.deflated : m.data;
   ws::Buffer buffer{};
   const ws::Buffer* argument = nullptr;
   if (type == ws::BufferType::close) {
@@ -478,11 +506,11 @@ void SessionMachine::engine_send(const OutgoingMessage& m) {
       argument = &buffer;
     }
   } else if (ws::is_data_type(type)) {
-    buffer.data = {reinterpret_cast<std::uint8_t*>(const_cast<char*>(m.data.data())),
-                   static_cast<std::uint32_t>(m.data.size())};
+    buffer.data = {reinterpret_cast<std::uint8_t*>(const_cast<char*>(payload.data())),
+                   static_cast<std::uint32_t>(payload.size())};
     argument = &buffer;
   }
-  const ws::Result r = engine_->send(type, argument, nullptr);
+  const ws::Result r = engine_->send(type, argument, nullptr, compress);
   if (r != ws::Result::ok) {
     // The caller validated the message; the engine refusing it means the session cannot go on.
     queued_bytes_ -= m.data.size();
@@ -697,29 +725,27 @@ void SessionMachine::on_indication(TimePoint now, ws::BufferType type, const ws:
   const bool text = ws::is_text_type(type);
   const bool final = !ws::is_fragment_type(type);
   if (message_.empty()) message_text_ = text;
-  if (message_size_ + buffer.data.length > settings_.max_message_bytes) {
-    return on_message_too_big();
+  if (deflate_ && engine_->receive_message_rsv1()) {
+    if (!inflate_chunk(buffer, text, final)) return;
+  } else {
+    if (message_size_ + buffer.data.length > settings_.max_message_bytes) {
+      return on_message_too_big();
+    }
+    // Counted as it streams in, chunk by chunk, not once it is whole.
+    if (!message_charge_.grow(buffer.data.length, message_size_ + buffer.data.length)) {
+      return on_over_budget();
+    }
+    // The frame's declared length (already checked against max_message_bytes) sizes the buffer
+    // once: no doubling and copying as a large message arrives. Pages not yet written are not
+    // resident, so the memory used still follows the bytes received (and charged). Not when
+    // streaming: each chunk leaves as its own message.
+    const std::uint64_t expected =
+        message_.size() + buffer.data.length + engine_->receive_frame_remaining();
+    if (!settings_.stream_fragments && expected > message_.capacity()) message_.reserve(expected);
+    message_.append(reinterpret_cast<const char*>(buffer.data.buffer), buffer.data.length);
+    message_size_ += buffer.data.length;
+    counters_.bytes_received += buffer.data.length;
   }
-  // Counted as it streams in, chunk by chunk, not once it is whole.
-  if (!message_charge_.grow(buffer.data.length, message_size_ + buffer.data.length)) {
-    const net::MemoryBudget& budget = *settings_.budget;
-    return abandon_receive(
-        kTryAgainLater, "try again later",
-        Failure{Cause::memory_budget,
-                "a message from the server does not fit the daemon's memory budget "
-                "(limits.memory_budget_bytes = " + std::to_string(budget.limit()) + ", " +
-                    std::to_string(budget.used()) + " bytes in use by all sessions)"});
-  }
-  // The frame's declared length (already checked against max_message_bytes) sizes the buffer
-  // once: no doubling and copying as a large message arrives. Pages not yet written are not
-  // resident, so the memory used still follows the bytes received (and charged). Not when
-  // streaming: each chunk leaves as its own message.
-  const std::uint64_t expected =
-      message_.size() + buffer.data.length + engine_->receive_frame_remaining();
-  if (!settings_.stream_fragments && expected > message_.capacity()) message_.reserve(expected);
-  message_.append(reinterpret_cast<const char*>(buffer.data.buffer), buffer.data.length);
-  message_size_ += buffer.data.length;
-  counters_.bytes_received += buffer.data.length;
   last_activity_ = last_data_activity_ = now;
   if (final) message_size_ = 0;
   if (!settings_.stream_fragments && !final) return;
@@ -733,6 +759,60 @@ void SessionMachine::on_indication(TimePoint now, ws::BufferType type, const ws:
   message_charge_ = net::BudgetCharge(settings_.budget);
   out_.deliver.push_back(std::move(d));
   message_.clear();
+}
+
+// A chunk of an RSV1 (compressed) message: inflated straight into message_, at most what
+// max_message_bytes still allows (a decompression bomb stops there: 1009), its text checked as
+// it is decoded, and the budget charged with the inflated bytes. False: the receive side ended.
+bool SessionMachine::inflate_chunk(const ws::Buffer& buffer, bool text, bool final) {
+  const std::size_t before = message_.size();
+  const std::uint64_t room =
+      settings_.max_message_bytes - std::min(message_size_, settings_.max_message_bytes);
+  std::string error;
+  switch (deflate_->inflate(buffer.data.buffer, buffer.data.length, final, &message_, room,
+                            &error)) {
+    case PerMessageDeflate::InflateStatus::ok:
+      break;
+    case PerMessageDeflate::InflateStatus::too_big:
+      on_message_too_big();
+      return false;
+    case PerMessageDeflate::InflateStatus::corrupt: {
+      const std::uint16_t code = close_code(ws::CloseStatus::invalid_payload);
+      abandon_receive(code, "invalid compressed data",
+                      Failure{Cause::protocol_violation,
+                              "a compressed message from the server cannot be inflated (" +
+                                  error + "); closed with " + std::to_string(code)});
+      return false;
+    }
+  }
+  const std::size_t produced = message_.size() - before;
+  if (text && !inflated_utf8_.feed(reinterpret_cast<const std::uint8_t*>(message_.data()) + before,
+                                   produced, final)) {
+    inflated_utf8_.reset();
+    const std::uint16_t code = close_code(ws::CloseStatus::invalid_payload);
+    abandon_receive(code, "invalid UTF-8",
+                    Failure{Cause::protocol_violation,
+                            "the server sent invalid UTF-8 in a compressed text message; closed "
+                            "with " + std::to_string(code)});
+    return false;
+  }
+  if (final) inflated_utf8_.reset();
+  if (!message_charge_.grow(produced, message_size_ + produced)) {
+    on_over_budget();
+    return false;
+  }
+  message_size_ += produced;
+  counters_.bytes_received += produced;
+  return true;
+}
+
+void SessionMachine::on_over_budget() {
+  const net::MemoryBudget& budget = *settings_.budget;
+  abandon_receive(kTryAgainLater, "try again later",
+                  Failure{Cause::memory_budget,
+                          "a message from the server does not fit the daemon's memory budget "
+                          "(limits.memory_budget_bytes = " + std::to_string(budget.limit()) +
+                              ", " + std::to_string(budget.used()) + " bytes in use by all sessions)"});
 }
 
 void SessionMachine::on_message_too_big() {

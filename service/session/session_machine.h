@@ -17,7 +17,10 @@
 //    1009), the memory-budget charges of incoming messages, and backpressure both ways
 //    (max_queued_bytes of client messages not yet handed to a write, plus at most kGatherLimit
 //    bytes in the write itself; reads stop while the client side is paused);
-//  - batching: every small frame queued while a write is in flight goes out in the next write.
+//  - batching: every small frame queued while a write is in flight goes out in the next write;
+//  - permessage-deflate (RFC 7692, per_message_deflate.h): the offer, the strict check of the
+//    answer, inflating (bounded by max_message_bytes on the inflated size, charged to the budget
+//    as inflated bytes) and deflating whole messages of at least the threshold.
 // Resolve, destination policy and connect (and the TLS handshake) stay in the transport, which
 // reports their outcome (transport_connected / transport_ready / transport_failed).
 //
@@ -47,8 +50,10 @@
 #include <string_view>
 #include <vector>
 
+#include "service/session/per_message_deflate.h"
 #include "service/session/types.h"
 #include "service/ws/protocol_handle.h"
+#include "service/ws/utf8.h"
 
 namespace wsgate::session {
 
@@ -176,11 +181,13 @@ class SessionMachine {
   bool pump_receive(TimePoint now);
   void start_write(Io io, void* context, const ws::Buffer* buffers, std::uint32_t count);
   void on_indication(TimePoint now, ws::BufferType type, const ws::Buffer& buffer);
-  void engine_send(const OutgoingMessage& message);
+  bool inflate_chunk(const ws::Buffer& buffer, bool text, bool final);
+  void engine_send(OutgoingMessage& message);
   void release_written(TimePoint now);
   void on_protocol_violation(ws::Result result);
   void abandon_receive(std::uint16_t code, const std::string& reason, Failure failure);
   void on_message_too_big();
+  void on_over_budget();
   void send_close(TimePoint now, std::uint16_t code, const std::string& reason, CloseInfo report,
                   bool unanswered_is_failure);
   void flush_close();
@@ -240,6 +247,10 @@ class SessionMachine {
   TimePoint last_activity_{};       // any frame either way
   TimePoint last_data_activity_{};  // a data message either way
   Counters counters_;
+  // permessage-deflate, once the server accepted it (nullptr: not negotiated): RSV1 messages
+  // are inflated into message_ and their text checked here (the engine cannot check it).
+  std::unique_ptr<PerMessageDeflate> deflate_;
+  ws::Utf8Validator inflated_utf8_;
 };
 
 }  // namespace wsgate::session

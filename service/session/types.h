@@ -95,6 +95,20 @@ struct OutgoingMessage {
   bool final = true;     // fragments: the message's last one
   std::uint16_t close_code = 0;  // close: 0 = no status
   net::BudgetCharge charge;  // the payload's bytes against the daemon's budget; released with it
+  std::string deflated;  // set by the session: the payload as compressed on the wire (RSV1)
+};
+
+// permessage-deflate (RFC 7692), offered when `enabled` (service/session/per_message_deflate.h).
+// The defaults are the daemon's ([compression] in the configuration); Open.compression overrides.
+struct CompressionSettings {
+  bool enabled = false;
+  bool client_no_context_takeover = false;  // offer: we reset our compressor after each message
+  bool server_no_context_takeover = false;  // offer: ask the server to reset its compressor
+  std::uint32_t server_max_window_bits = 0;  // offer 8..15; 0: not offered (the server picks)
+  // Offered with this value, 9..15 (zlib cannot deflate with 8); 0: offered without a value,
+  // so the server may pick any.
+  std::uint32_t client_max_window_bits = 0;
+  std::uint32_t threshold_bytes = 128;  // smaller messages go out uncompressed
 };
 
 // The timeouts and limits of a session, with the session defaults (written once, here). The
@@ -110,6 +124,7 @@ struct Tuning {
   std::uint64_t max_message_bytes = 16u << 20;
   std::uint64_t max_queued_bytes = 8u << 20;  // client -> upstream bytes not yet written
   std::uint32_t max_header_bytes = 16384;
+  CompressionSettings compression;
 };
 
 // What one session may do: the daemon's tuning after the client's Open is applied, and what the

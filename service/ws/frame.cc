@@ -5,8 +5,9 @@
 namespace wsgate::ws {
 std::size_t write_frame_header(std::uint8_t* out, bool fin, Opcode opcode, bool masked,
                                std::array<std::uint8_t, 4> mask_key,
-                               std::uint64_t payload_length) noexcept {
-  out[0] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | static_cast<std::uint8_t>(opcode));
+                               std::uint64_t payload_length, bool rsv1) noexcept {
+  out[0] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | (rsv1 ? kRsv1 << 4 : 0x00) |
+                                     static_cast<std::uint8_t>(opcode));
   const std::uint8_t mask_bit = masked ? 0x80 : 0x00;
   std::size_t pos;
   if (payload_length < 126) {

@@ -47,10 +47,14 @@ struct ParseResult {
 
 
 
+// RSV1 in FrameHeader::rsv (an extension's "compressed" bit, RFC 7692 §6).
+inline constexpr std::uint8_t kRsv1 = 0x4;
+
 // Writes a frame header into `out` (at least kMaxFrameHeaderLength bytes); returns its length.
+// `rsv1` sets the RSV1 bit (only for a negotiated extension; see ProtocolHandle::allow_rsv1).
 std::size_t write_frame_header(std::uint8_t* out, bool fin, Opcode opcode, bool masked,
                                std::array<std::uint8_t, 4> mask_key,
-                               std::uint64_t payload_length) noexcept;
+                               std::uint64_t payload_length, bool rsv1 = false) noexcept;
 
 // The length write_frame_header would produce.
 constexpr std::size_t frame_header_length(bool masked, std::uint64_t payload_length) {
@@ -77,11 +81,13 @@ inline bool is_known_opcode(std::uint8_t op) {
 }  // namespace detail
 
 // Parses the frame header at the start of [data, data+size). Rejects, as E_INVALID_PROTOCOL_FORMAT
-// with close code 1002: RSV bits (no extension is negotiated), reserved opcodes, control frames
+// with close code 1002: RSV bits outside `allowed_rsv` (0 unless an extension was negotiated:
+// websocket.h has none), reserved opcodes, control frames
 // that are fragmented or longer than 125 bytes, non-minimal length encodings and 64-bit lengths
 // with the top bit set. Role rules (masking) and message-order rules are the caller's.
 // Inline: it sits on the per-frame hot path and returns a struct the caller reads at once.
-inline ParseResult parse_frame_header(const std::uint8_t* data, std::size_t size) noexcept {
+inline ParseResult parse_frame_header(const std::uint8_t* data, std::size_t size,
+                                      std::uint8_t allowed_rsv = 0) noexcept {
   ParseResult need_more{ParseStatus::need_more, {}, Result::ok, 0};
   if (size < 2) return need_more;
   FrameHeader h;
@@ -94,7 +100,7 @@ inline ParseResult parse_frame_header(const std::uint8_t* data, std::size_t size
   const std::uint8_t len7 = b1 & 0x7F;
 
   // Reject what is wrong as early as possible (fail fast on the first two bytes).
-  if (h.rsv != 0 || !detail::is_known_opcode(op)) return detail::violation();
+  if ((h.rsv & ~allowed_rsv) != 0 || !detail::is_known_opcode(op)) return detail::violation();
   h.opcode = static_cast<Opcode>(op);
   if (is_control(h.opcode) && (!h.fin || len7 > kMaxControlPayload)) return detail::violation();
 

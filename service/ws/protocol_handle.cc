@@ -485,6 +485,15 @@ Result ProtocolHandle::end_server_handshake() {
 // ---------------------------------------------------------------------------------------------
 // Send and Receive: queue work.
 
+Result ProtocolHandle::send(BufferType type, const Buffer* buffer, void* context, bool rsv1) {
+  if (rsv1 && (!allow_rsv1_ || !is_data_type(type) || send_message_open_)) {
+    return Result::invalid_arg;
+  }
+  const Result r = send(type, buffer, context);
+  if (r == Result::ok && rsv1) send_queue_.back().rsv1 = true;  // the op just queued
+  return r;
+}
+
 Result ProtocolHandle::send(BufferType type, const Buffer* buffer, void* context) {
   const auto raw = static_cast<std::uint32_t>(type);
   if (raw < static_cast<std::uint32_t>(BufferType::utf8_message) ||
@@ -494,7 +503,7 @@ Result ProtocolHandle::send(BufferType type, const Buffer* buffer, void* context
   if (!handshake_done(state_)) return Result::invalid_operation;
   if (aborted_ || send_stream_broken_) return Result::invalid_protocol_operation;
 
-  SendOp op{type, Opcode::binary, true, nullptr, 0, 0, false, context};
+  SendOp op{type, Opcode::binary, true, nullptr, 0, 0, false, context, false};
   if (is_data_type(type)) {
     if (buffer == nullptr || (buffer->data.buffer == nullptr && buffer->data.length != 0)) {
       return Result::invalid_arg;
@@ -681,7 +690,7 @@ void ProtocolHandle::build_send_frame(std::uint32_t capacity, Buffer* buffers,
   } else if ((role_ == Role::server || options_.disable_masking) && capacity >= 2) {
     // Zero-copy: the header from handle memory, the payload straight from the app's buffer.
     const std::size_t header_length = write_frame_header(
-        data_header_.data(), op.fin, op.opcode, masked, send_mask_key_, op.length);
+        data_header_.data(), op.fin, op.opcode, masked, send_mask_key_, op.length, op.rsv1);
     buffers[0].data = {data_header_.data(), static_cast<std::uint32_t>(header_length)};
     *count = 1;
     if (op.length != 0) {
@@ -695,7 +704,8 @@ void ProtocolHandle::build_send_frame(std::uint32_t capacity, Buffer* buffers,
     // fits; the rest of the frame follows in later actions.
     std::size_t used = 0;
     if (first) {
-      used = write_frame_header(send_area_, op.fin, op.opcode, masked, send_mask_key_, op.length);
+      used = write_frame_header(send_area_, op.fin, op.opcode, masked, send_mask_key_, op.length,
+                                op.rsv1);
     }
     const std::uint64_t remaining = op.length - send_offset_;
     const auto chunk =
@@ -889,10 +899,13 @@ Result ProtocolHandle::parse_received() {
 
     if (!in_frame_) {
       if (available < 2) return Result::ok;  // not even a frame header's first two bytes
-      const ParseResult parsed = parse_frame_header(p, available);
+      const ParseResult parsed = parse_frame_header(p, available, allow_rsv1_ ? kRsv1 : 0);
       if (parsed.status == ParseStatus::need_more) return Result::ok;
       if (parsed.status == ParseStatus::error) return fail_receive(parsed.error, parsed.close_code);
       const FrameHeader& h = parsed.header;
+      if (h.rsv != 0 && (h.opcode == Opcode::continuation || is_control(h.opcode))) {
+        return fail_receive(Result::invalid_protocol_format, 1002);  // RSV1: first frame only
+      }
       if (role_ == Role::client && h.masked) {
         return fail_receive(Result::invalid_protocol_format, 1002);  // servers never mask
       }
@@ -905,6 +918,7 @@ Result ProtocolHandle::parse_received() {
         if (receive_message_open_) return fail_receive(Result::invalid_protocol_operation, 1002);
         receive_message_open_ = true;
         receive_message_text_ = h.opcode == Opcode::text;
+        receive_message_rsv1_ = h.rsv != 0;
         utf8_.reset();
       }
       read_pos_ += h.header_length;
@@ -954,7 +968,9 @@ Result ProtocolHandle::parse_received() {
     }
 
     // Data frame.
-    const bool verify = receive_message_text_ && !options_.disable_utf8_verification;
+    // An RSV1 message's bytes are the extension's encoding: it checks the text it decodes.
+    const bool verify = receive_message_text_ && !options_.disable_utf8_verification &&
+                        !receive_message_rsv1_;
     if (frame_remaining_ == 0) {
       in_frame_ = false;
       if (!frame_.fin) continue;  // an empty non-final frame carries nothing: skip it

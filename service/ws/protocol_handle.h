@@ -148,6 +148,21 @@ class ProtocolHandle {
   }
   const HandleOptions& options() const noexcept { return options_; }
 
+  // Beyond websocket.h: the extension seam between the frame layer and the message layer. The
+  // engine implements no extension (it stays zlib-free); an extension above it that uses RSV1
+  // per message (RFC 7692 permessage-deflate, in service/session) opts in once it is negotiated:
+  //  - receive: a data message's first frame may carry RSV1; receive_message_rsv1() says whether
+  //    the message being indicated (every chunk of it, up to its *_MESSAGE) had it, and such a
+  //    message's UTF-8 is not checked here (its bytes are the extension's encoding: the extension
+  //    checks what it decodes). RSV1 on a continuation or control frame, and RSV2/RSV3, stay
+  //    1002 violations.
+  //  - send: send(..., rsv1 = true) sets RSV1 on the frame that starts a data message
+  //    (E_INVALIDARG without the opt-in, for a non-data type, or inside an open message).
+  // Without allow_rsv1() nothing changes: RSV bits are 1002, as websocket.h has it.
+  void allow_rsv1() noexcept { allow_rsv1_ = true; }
+  bool receive_message_rsv1() const noexcept { return receive_message_rsv1_; }
+  Result send(BufferType type, const Buffer* buffer, void* context, bool rsv1);
+
  private:
   struct SendOp {
     BufferType type;
@@ -158,6 +173,7 @@ class ProtocolHandle {
     std::uint16_t close_status;  // CLOSE with a body
     bool close_has_body;
     void* context;
+    bool rsv1 = false;  // the extension seam: RSV1 on this frame (see allow_rsv1)
   };
   struct ReceiveOp {
     std::uint8_t* buffer;  // app buffer, or nullptr for zero-copy
@@ -172,6 +188,7 @@ class ProtocolHandle {
     bool empty() const noexcept { return size_ == 0; }
     std::size_t size() const noexcept { return size_; }
     T& front() noexcept { return items_[head_]; }
+    T& back() noexcept { return items_[(head_ + size_ - 1) & (items_.size() - 1)]; }
     void push(const T& v);
     void pop() noexcept {
       head_ = (head_ + 1) & (items_.size() - 1);  // capacity is a power of two
@@ -281,6 +298,8 @@ class ProtocolHandle {
   std::size_t frame_mask_offset_ = 0;
   bool receive_message_open_ = false;
   bool receive_message_text_ = false;
+  bool allow_rsv1_ = false;            // see allow_rsv1()
+  bool receive_message_rsv1_ = false;  // the message being received started with RSV1
   Utf8Validator utf8_;
   Indication indication_;
   bool receive_done_ = false;  // close (or EOF) indicated: later Receives get the same close

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// node echo.js URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect),
-// sends each message, prints the echoed replies, then closes with 1000.
+// node echo.js [--deflate] URL [MESSAGE...]: opens a WebSocket session through wsgated
+// (Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
+// --deflate asks the gateway to offer permessage-deflate (Open.compression).
 'use strict';
 const { gatewayClient, errorDetail } = require('../../node/wsgate');
 
-const [url, ...rest] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const deflate = args.includes('--deflate');
+const [url, ...rest] = args.filter((a) => a !== '--deflate');
 const messages = rest.length ? rest : ['hello', 'world'];
 const client = gatewayClient();
 const deadline = new Date(Date.now() + 30000);
@@ -22,7 +25,7 @@ function sendNext() {
 
 call.on('data', (m) => {
   if (m.opened) {
-    console.log(`opened ${url} (session ${m.opened.session_id})`);
+    console.log(`opened ${url} (session ${m.opened.session_id}, extensions ${JSON.stringify(m.opened.extensions)})`);
     sendNext();
   } else if (m.message) {
     const text = m.message.data.toString();
@@ -43,4 +46,7 @@ call.on('end', () => {
   if (failed) process.exitCode = 1;
   client.close();
 });
-call.write({ open: { url } });
+// permessage-deflate is negotiated and done by the gateway: the messages here stay plain.
+// (Open.extensions cannot name it; zero fields mean the daemon's [compression] settings.)
+const compression = deflate ? { mode: 'COMPRESSION_MODE_ON', threshold_bytes: 256 } : undefined;
+call.write({ open: { url, compression } });

@@ -63,6 +63,12 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.pool.keepalive_interval_ms, b.pool.keepalive_interval_ms);
   EXPECT_EQ(a.pool.ping_timeout_ms, b.pool.ping_timeout_ms);
   EXPECT_EQ(a.pool.idle_timeout_ms, b.pool.idle_timeout_ms);
+  EXPECT_EQ(a.compression.enabled, b.compression.enabled);
+  EXPECT_EQ(a.compression.threshold_bytes, b.compression.threshold_bytes);
+  EXPECT_EQ(a.compression.client_no_context_takeover, b.compression.client_no_context_takeover);
+  EXPECT_EQ(a.compression.server_no_context_takeover, b.compression.server_no_context_takeover);
+  EXPECT_EQ(a.compression.server_max_window_bits, b.compression.server_max_window_bits);
+  EXPECT_EQ(a.compression.client_max_window_bits, b.compression.client_max_window_bits);
   EXPECT_EQ(a.policy.allow_hosts, b.policy.allow_hosts);
   EXPECT_EQ(a.policy.deny_hosts, b.policy.deny_hosts);
   EXPECT_EQ(a.policy.allow_cidrs, b.policy.allow_cidrs);
@@ -342,6 +348,39 @@ TEST(ConfigParse, GatewayHardeningKeys) {
   EXPECT_THAT(validate(bad), HasSubstr("limits.memory_budget_bytes: must be from 1048576"));
 }
 
+// [compression]: defaults (off), every key, and the window-bits bounds.
+TEST(ConfigParse, CompressionKeys) {
+  const Config d = parse_ok("");
+  EXPECT_FALSE(d.compression.enabled);
+  EXPECT_EQ(d.compression.threshold_bytes, 128u);
+  EXPECT_EQ(d.compression.server_max_window_bits, 0u);
+  EXPECT_EQ(d.compression.client_max_window_bits, 0u);
+  const Config c = parse_ok(
+      "[compression]\nenabled = true\nthreshold_bytes = 0\nclient_no_context_takeover = true\n"
+      "server_no_context_takeover = true\nserver_max_window_bits = 8\nclient_max_window_bits = 9\n");
+  EXPECT_TRUE(c.compression.enabled);
+  EXPECT_EQ(c.compression.threshold_bytes, 0u);
+  EXPECT_TRUE(c.compression.client_no_context_takeover);
+  EXPECT_TRUE(c.compression.server_no_context_takeover);
+  EXPECT_EQ(c.compression.server_max_window_bits, 8u);
+  EXPECT_EQ(c.compression.client_max_window_bits, 9u);
+  EXPECT_EQ(validate(c), "");
+  EXPECT_THAT(parse_error("[compression]\nclient_max_window_bits = 8\n"),
+              HasSubstr("compression.client_max_window_bits: must be 0 or from 9 to 15, got 8 "
+                        "(zlib cannot deflate with a 256-byte window: use 9) (line 2)"));
+  EXPECT_THAT(parse_error("[compression]\nserver_max_window_bits = 7\n"),
+              HasSubstr("compression.server_max_window_bits: must be 0 or from 8 to 15, got 7"));
+  EXPECT_THAT(parse_error("[compression]\nserver_max_window_bits = 16\n"),
+              HasSubstr("compression.server_max_window_bits: 16 is out of range (at most 15)"));
+  EXPECT_THAT(parse_error("[compression]\nenabled = 1\n"),
+              HasSubstr("compression.enabled: expected a boolean"));
+  EXPECT_THAT(parse_error("[compression]\nthreshold_byte = 1\n"),
+              HasSubstr("compression.threshold_byte: unknown key; did you mean threshold_bytes?"));
+  Config bad = d;
+  bad.compression.client_max_window_bits = 20;
+  EXPECT_THAT(validate(bad), HasSubstr("compression.client_max_window_bits: must be 0 or from 9 to 15"));
+}
+
 TEST(ConfigErrors, BadCidr) {
   EXPECT_THAT(parse_error("[policy]\nallow_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"),
               HasSubstr("config.toml: policy.allow_cidrs[1]: \"10.0.0.0/33\": prefix length 33 is out of range"));
@@ -576,7 +615,9 @@ TEST(ConfigExample, NamesEveryKey) {
         "keepalive_interval_ms =", "ping_timeout_ms =", "idle_timeout_ms =", "[policy]", "allow_hosts =",
         "deny_hosts =", "allow_cidrs =", "deny_cidrs =", "allow_ports =", "[tls]", "ca_file =",
         "allow_client_file_paths =", "[admin]", "allow_uids =", "allow_gids =", "redact =",
-        "redact_subprotocols =", "[metrics]", "listen ="}) {
+        "redact_subprotocols =", "[metrics]", "listen =", "[compression]", "enabled =",
+        "threshold_bytes =", "client_no_context_takeover =", "server_no_context_takeover =",
+        "server_max_window_bits =", "client_max_window_bits ="}) {
     EXPECT_NE(text.find(std::string("\n") + key), std::string::npos) << key;
   }
 }

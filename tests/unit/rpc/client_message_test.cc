@@ -28,7 +28,6 @@ std::string refusal(const v1::Open& o, const GatewayDefaults& d = GatewayDefault
 TEST(ValidateOpen, ValidOpenBecomesOptions) {
   v1::Open o = open_to("ws://Example.com:8080/path?q=1");
   o.add_subprotocols("chat");
-  o.add_extensions("x-ext; a=1; b=\"two words\"");
   auto* h = o.add_headers();
   h->set_name("X-Trace");
   h->set_value("abc");
@@ -42,6 +41,57 @@ TEST(ValidateOpen, ValidOpenBecomesOptions) {
   EXPECT_EQ(v.options->max_message_bytes, GatewayDefaults{}.max_message_bytes_ceiling);
   EXPECT_EQ(v.options->connect_timeout.count(), 1234);
   EXPECT_EQ(v.options->tls_context, nullptr);  // ws://: no TLS
+}
+
+TEST(ValidateOpen, ExtensionsTheGatewayDoesNotImplementAreRefused) {
+  v1::Open o = open_to("ws://h/");
+  o.add_extensions("x-ext; a=1; b=\"two words\"");
+  EXPECT_THAT(refusal(o), HasSubstr("open.extensions[0]: \"x-ext\" is not implemented by the gateway"));
+  o = open_to("ws://h/");
+  o.add_extensions("permessage-deflate; client_max_window_bits");
+  EXPECT_THAT(refusal(o), HasSubstr("open.extensions[0]: permessage-deflate is negotiated by the "
+                                    "gateway itself: set open.compression.mode"));
+}
+
+TEST(ValidateOpen, CompressionOptionsOverTheDaemonDefaults) {
+  GatewayDefaults d;
+  d.compression.threshold_bytes = 64;
+  d.compression.server_no_context_takeover = true;
+  v1::Open o = open_to("ws://h/");
+  OpenValidation v = validate_open(o, d);
+  ASSERT_TRUE(v.options) << v.refusal.message;
+  EXPECT_FALSE(v.options->compression.enabled) << "off unless configured or asked for";
+
+  o.mutable_compression()->set_mode(v1::Compression::COMPRESSION_MODE_ON);
+  o.mutable_compression()->set_client_no_context_takeover(true);
+  o.mutable_compression()->set_server_max_window_bits(10);
+  o.mutable_compression()->set_client_max_window_bits(9);
+  v = validate_open(o, d);
+  ASSERT_TRUE(v.options) << v.refusal.message;
+  const session::CompressionSettings& z = v.options->compression;
+  EXPECT_TRUE(z.enabled);
+  EXPECT_TRUE(z.client_no_context_takeover);
+  EXPECT_TRUE(z.server_no_context_takeover) << "the daemon's";
+  EXPECT_EQ(z.server_max_window_bits, 10u);
+  EXPECT_EQ(z.client_max_window_bits, 9u);
+  EXPECT_EQ(z.threshold_bytes, 64u) << "0: the daemon's";
+
+  d.compression.enabled = true;
+  o = open_to("ws://h/");
+  o.mutable_compression()->set_mode(v1::Compression::COMPRESSION_MODE_OFF);
+  v = validate_open(o, d);
+  ASSERT_TRUE(v.options);
+  EXPECT_FALSE(v.options->compression.enabled);
+
+  o = open_to("ws://h/");
+  o.mutable_compression()->set_client_max_window_bits(8);
+  EXPECT_THAT(refusal(o), HasSubstr("open.compression.client_max_window_bits: 8 is not 9..15"));
+  o = open_to("ws://h/");
+  o.mutable_compression()->set_server_max_window_bits(16);
+  EXPECT_THAT(refusal(o), HasSubstr("open.compression.server_max_window_bits: 16 is not 8..15"));
+  o = open_to("ws://h/");
+  o.mutable_compression()->set_mode(static_cast<v1::Compression::Mode>(7));
+  EXPECT_THAT(refusal(o), HasSubstr("open.compression.mode: 7"));
 }
 
 TEST(ValidateOpen, EveryBadItemIsNamedWithItsIndex) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "service/session/per_message_deflate.h"
 #include "service/ws/handshake.h"
 
 namespace wsgate::session {
@@ -47,6 +48,7 @@ struct WireFrame {
   std::uint8_t opcode;
   bool fin;
   std::string payload;
+  bool rsv1 = false;
   std::uint16_t close_code() const {
     return payload.size() >= 2 ? static_cast<std::uint16_t>(
                                      (static_cast<std::uint8_t>(payload[0]) << 8) |
@@ -74,7 +76,8 @@ std::vector<WireFrame> parse_client_frames(const std::string& bytes) {
     }
     const std::string mask = bytes.substr(p, 4);
     p += 4;
-    WireFrame f{static_cast<std::uint8_t>(b0 & 0x0F), (b0 & 0x80) != 0, bytes.substr(p, len)};
+    WireFrame f{static_cast<std::uint8_t>(b0 & 0x0F), (b0 & 0x80) != 0, bytes.substr(p, len),
+                (b0 & 0x40) != 0};
     for (std::size_t k = 0; k < f.payload.size(); ++k) f.payload[k] ^= mask[k % 4];
     out.push_back(std::move(f));
     i = p + len;
@@ -181,7 +184,7 @@ class Harness {
     now = until;
   }
   // Connects and upgrades; `after_101` arrives in the same read as the response.
-  void open(const std::string& after_101 = "") {
+  void open(const std::string& after_101 = "", const std::string& extra_response_headers = "") {
     apply(machine.start(now));
     apply(machine.transport_connected(now));
     apply(machine.transport_ready(now));
@@ -192,7 +195,8 @@ class Harness {
     const std::string key = request.substr(k + key_header.size(), 24);
     upgraded = true;
     feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Accept: " + ws::accept_key(key) + "\r\n\r\n" + after_101);
+         "Sec-WebSocket-Accept: " + ws::accept_key(key) + "\r\n" + extra_response_headers +
+         "\r\n" + after_101);
     ASSERT_TRUE(machine.open() || outcome);
   }
   void send_text(const std::string& text, bool* has_room = nullptr) {
@@ -665,6 +669,200 @@ TEST(SessionMachine, DeliveredMessageCarriesItsCharge) {
   EXPECT_EQ(s.budget->used(), 1000u);
   h.delivered.clear();  // the client consumed it
   EXPECT_EQ(s.budget->used(), 0u);
+}
+
+// --- permessage-deflate ----------------------------------------------------------------------
+
+Settings deflate_settings() {
+  Settings s = base_settings();
+  s.compression.enabled = true;
+  s.compression.threshold_bytes = 1;
+  return s;
+}
+
+// A compressed server frame: RSV1 set on the first (or only) frame.
+std::string rsv1_frame(std::uint8_t opcode, const std::string& payload, bool fin = true) {
+  std::string f = server_frame(opcode, payload, fin);
+  f[0] = static_cast<char>(f[0] | 0x40);
+  return f;
+}
+
+std::string server_deflate(PerMessageDeflate& server, const std::string& text) {
+  std::string out;
+  EXPECT_TRUE(server.deflate(reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), &out));
+  return out;
+}
+
+const std::string kHelloDeflated("\xf2\x48\xcd\xc9\xc9\x07\x00", 7);  // RFC 7692 §7.2.3.1
+
+TEST(SessionMachine, DeflateIsOfferedAndTheNegotiatedElementReported) {
+  Harness h(deflate_settings());
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n");
+  EXPECT_NE(h.request.find("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"),
+            std::string::npos) << h.request;
+  ASSERT_TRUE(h.machine.open());
+  ASSERT_EQ(h.delivered[0].open.extensions,
+            std::vector<std::string>{"permessage-deflate; server_no_context_takeover"});
+}
+
+TEST(SessionMachine, NotOfferedWhenDisabled) {
+  Harness h;
+  h.open();
+  EXPECT_EQ(h.request.find("Sec-WebSocket-Extensions"), std::string::npos);
+}
+
+TEST(SessionMachine, ABadDeflateAnswerFailsTheHandshake) {
+  Harness h(deflate_settings());
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate; x_bogus\r\n");
+  ASSERT_TRUE(h.outcome);
+  EXPECT_FALSE(h.outcome->opened);
+  EXPECT_EQ(h.outcome->failure.cause, Cause::handshake_rejected);
+  EXPECT_NE(h.outcome->failure.message.find("unknown parameter \"x_bogus\""), std::string::npos)
+      << h.outcome->failure.message;
+}
+
+TEST(SessionMachine, CompressedMessagesAreInflatedWholeOrFragmented) {
+  Harness h(deflate_settings());
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  h.feed(rsv1_frame(0x1, kHelloDeflated));
+  // §7.2.3.1's fragmented form: RSV1 on the first frame only.
+  h.feed(rsv1_frame(0x1, kHelloDeflated.substr(0, 3), false) +
+         server_frame(0x0, kHelloDeflated.substr(3)));
+  h.feed(server_frame(0x1, "plain"));  // a message may go uncompressed
+  EXPECT_EQ(h.messages(), (std::vector<std::string>{"Hello", "Hello", "plain"}));
+  EXPECT_FALSE(h.outcome);
+}
+
+TEST(SessionMachine, ContextTakeoverAcrossServerMessages) {
+  Harness h(deflate_settings());
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  PerMessageDeflate server{DeflateAgreement{}};
+  h.feed(rsv1_frame(0x1, server_deflate(server, "Hello")));
+  h.feed(rsv1_frame(0x1, server_deflate(server, "Hello")));  // f2 00 11 00 00: refers back
+  EXPECT_EQ(h.messages(), (std::vector<std::string>{"Hello", "Hello"}));
+}
+
+TEST(SessionMachine, SendsCompressedFromTheThresholdOn) {
+  Settings s = deflate_settings();
+  s.compression.threshold_bytes = 5;
+  Harness h(s);
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n");
+  h.send_text("Hi");
+  h.drain_writes();
+  h.send_text("Hello");
+  h.drain_writes();
+  h.send_text("Hello");
+  h.drain_writes();
+  const auto f = h.frames();
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_FALSE(f[0].rsv1);
+  EXPECT_EQ(f[0].payload, "Hi");
+  EXPECT_TRUE(f[1].rsv1);
+  EXPECT_EQ(f[1].payload, kHelloDeflated);
+  EXPECT_TRUE(f[2].rsv1);
+  EXPECT_EQ(f[2].payload, kHelloDeflated) << "client_no_context_takeover: a fresh window";
+  EXPECT_EQ(h.machine.counters().bytes_sent, 12u) << "the client's bytes, not the wire's";
+}
+
+TEST(SessionMachine, FragmentedClientMessagesGoUncompressed) {
+  Harness h(deflate_settings());
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  OutgoingMessage m;
+  m.kind = OutgoingMessage::Kind::text_fragment;
+  m.data = "Hello";
+  m.final = true;
+  bool room = false;
+  h.apply(h.machine.client_message(h.now, std::move(m), &room));
+  h.drain_writes();
+  ASSERT_EQ(h.frames().size(), 1u);
+  EXPECT_FALSE(h.frames()[0].rsv1);
+  EXPECT_EQ(h.frames()[0].payload, "Hello");
+}
+
+TEST(SessionMachine, Rsv1WithoutNegotiationIs1002) {
+  for (bool offered : {false, true}) {
+    Harness h(offered ? deflate_settings() : base_settings());
+    h.open();  // the server does not accept the offer
+    h.feed(rsv1_frame(0x1, kHelloDeflated));
+    h.drain_writes();
+    ASSERT_TRUE(h.outcome);
+    EXPECT_EQ(h.outcome->closed.code, 1002) << offered;
+    ASSERT_TRUE(h.outcome->closed.failure);
+    EXPECT_EQ(h.outcome->closed.failure->cause, Cause::protocol_violation);
+    EXPECT_TRUE(h.messages().empty());
+  }
+}
+
+TEST(SessionMachine, DecompressionBombCloses1009) {
+  Settings s = deflate_settings();
+  s.max_message_bytes = 100000;
+  s.budget = std::make_shared<net::MemoryBudget>(64u << 20);
+  Harness h(s);
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  PerMessageDeflate server{DeflateAgreement{}};
+  const std::string bomb = server_deflate(server, std::string(16u << 20, 'A'));
+  ASSERT_LT(bomb.size(), 65536u);
+  h.feed(rsv1_frame(0x2, bomb), false);
+  h.drain_writes();
+  ASSERT_TRUE(h.outcome);
+  EXPECT_EQ(h.frames().back().close_code(), 1009);
+  EXPECT_EQ(h.outcome->closed.code, 1009);
+  ASSERT_TRUE(h.outcome->closed.failure);
+  EXPECT_EQ(h.outcome->closed.failure->cause, Cause::message_too_big);
+  EXPECT_TRUE(h.messages().empty());
+  EXPECT_EQ(s.budget->used(), 0u);
+}
+
+TEST(SessionMachine, InflatedBytesAreWhatTheBudgetIsCharged) {
+  Settings s = deflate_settings();
+  s.budget = std::make_shared<net::MemoryBudget>(1 << 20);
+  Harness h(s);
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  PerMessageDeflate server{DeflateAgreement{}};
+  h.feed(rsv1_frame(0x2, server_deflate(server, std::string(50000, 'z'))));
+  ASSERT_EQ(h.messages().size(), 1u);
+  EXPECT_EQ(h.messages()[0], std::string(50000, 'z'));
+  EXPECT_EQ(s.budget->used(), 50000u);
+  EXPECT_EQ(h.machine.counters().bytes_received, 50000u);
+}
+
+TEST(SessionMachine, CorruptCompressedDataAndBadInflatedUtf8Close1007) {
+  for (const std::string& payload : {std::string("\xff\xff\xff\xff", 4), std::string()}) {
+    Harness h(deflate_settings());
+    h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    PerMessageDeflate server{DeflateAgreement{}};
+    const std::string wire = payload.empty() ? server_deflate(server, "\xC3\x28") : payload;
+    h.feed(rsv1_frame(0x1, wire));
+    h.drain_writes();
+    ASSERT_TRUE(h.outcome);
+    EXPECT_EQ(h.outcome->closed.code, 1007);
+    ASSERT_TRUE(h.outcome->closed.failure);
+    EXPECT_EQ(h.outcome->closed.failure->cause, Cause::protocol_violation);
+  }
+}
+
+TEST(SessionMachine, StreamedFragmentsOfACompressedMessage) {
+  Settings s = deflate_settings();
+  s.stream_fragments = true;
+  Harness h(s);
+  h.open("", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+  PerMessageDeflate server{DeflateAgreement{}};
+  std::string text;
+  for (int i = 0; i < 40000; ++i) text += std::to_string(i) + " ";
+  const std::string wire = server_deflate(server, text);
+  const std::size_t half = wire.size() / 2;
+  h.feed(rsv1_frame(0x1, wire.substr(0, half), false) + server_frame(0x0, wire.substr(half)));
+  std::string joined;
+  int finals = 0, chunks = 0;
+  for (const Delivery& d : h.delivered) {
+    if (d.kind != Delivery::Kind::message) continue;
+    joined += d.data;
+    ++chunks;
+    finals += d.final ? 1 : 0;
+  }
+  EXPECT_EQ(joined, text);
+  EXPECT_GE(chunks, 2);
+  EXPECT_EQ(finals, 1);
 }
 
 // --- every step failing -----------------------------------------------------------------------

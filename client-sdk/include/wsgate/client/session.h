@@ -35,7 +35,13 @@ namespace wsgate {
 
 struct SessionOptions {
   std::vector<std::string> subprotocols;
+  // The daemon refuses any entry (INVALID_ARGUMENT): it offers only what it implements, and
+  // permessage-deflate is asked for with `compression`.
   std::vector<std::string> extensions;
+  // permessage-deflate, negotiated and done by the gateway (messages here stay plain): mode
+  // COMPRESSION_MODE_ON / _OFF, window bits, no_context_takeover, threshold_bytes. Default:
+  // the daemon's [compression] settings (off unless configured).
+  v1::Compression compression;
   // Extra request headers (Host, Connection, Upgrade and Sec-WebSocket-* are the gateway's).
   std::vector<Header> headers;
   // TLS settings for wss:// (CA, client certificate, SNI, minimum version...).
