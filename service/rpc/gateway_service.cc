@@ -10,6 +10,7 @@
 
 #include "service/log/logging.h"
 #include "service/log/redact.h"
+#include "service/net/session_log.h"
 #include "service/net/upstream_connection.h"
 #include "service/net/url.h"
 #include "service/rpc/status.h"
@@ -398,6 +399,7 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       id_ = id;
       url_ = open.url();
+      options.trace = std::make_shared<net::SessionLog>(id);
       effective_ = options;
       connection = net::UpstreamConnection::create(io_, std::move(options), shared_from_this());
       connection_ = connection;
