@@ -69,7 +69,7 @@ case "$mode" in
       -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
     cmake --build build-tsan -j"$jobs" --target wsgated wsgate_proto_python \
       protocol_component_service_test peer_directory_test daemon_socket_dir_test \
-      daemon_config_test daemon_logging_test daemon_memory_trim_test daemon_redact_test  # built: ctest lists unbuilt discovered tests
+      daemon_config_test log_logging_test daemon_memory_trim_test log_redact_test  # built: ctest lists unbuilt discovered tests
     ;;
   fuzz)
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

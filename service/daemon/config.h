@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "service/log/log_config.h"
+
 namespace wsgate::daemon {
 
 struct ListenConfig {
@@ -21,15 +23,8 @@ struct ListenConfig {
   std::string tcp;
 };
 
-struct LogConfig {
-  std::string level = "info";  // trace, debug, info, warn, error, critical, off (reloadable)
-  std::string format = "text"; // text or json
-  std::string file;            // empty: stderr; SIGHUP reopens it
-  // Redaction (service/daemon/redact.h) of URL userinfo/query values and credential headers in
-  // logs, Admin answers and metrics labels; the subprotocol opt-in masks Sec-WebSocket-Protocol.
-  bool redact = true;
-  bool redact_subprotocols = false;
-};
+// The [log] section lives with the logging library (service/log/log_config.h).
+using LogConfig = log::LogConfig;
 
 // The metrics endpoint (service/daemon/metrics.h). Empty listen: off.
 struct MetricsConfig {

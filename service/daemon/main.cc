@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "service/daemon/config.h"
-#include "service/daemon/logging.h"
-#include "service/daemon/redact.h"
+#include "service/log/logging.h"
+#include "service/log/redact.h"
 #include "service/daemon/server.h"
 #ifndef _WIN32
 #include "service/daemon/posix/fd_limit.h"
@@ -145,23 +145,23 @@ int main(int argc, char** argv) {
     std::printf("wsgated: configuration OK\n");
     return 0;
   }
-  set_redaction({config.log.redact, config.log.redact_subprotocols});
+  wsgate::log::set_redaction({config.log.redact, config.log.redact_subprotocols});
 #ifdef _WIN32  // deploy: the service sets up its own log file and status reporting
   if (windows_service) return win32::run_service(config, config_path);
 #endif
-  init_logging(config.log);
-  for (const std::string& w : env_warnings) logger("daemon")->warn("{}", w);
+  wsgate::log::init_logging(config.log);
+  for (const std::string& w : env_warnings) wsgate::log::logger("daemon")->warn("{}", w);
   Server server(config, config_path);
   server.set_log_level_override(log_level);
   if (std::string error = server.start(); !error.empty()) {
-    logger("daemon")->critical("cannot start: {}", error);
+    wsgate::log::logger("daemon")->critical("cannot start: {}", error);
     return 1;
   }
   const int status = server.run();
   // Leave without tearing down gRPC's global state: after a clean drain nothing is left to
   // release, and with gRPC 1.51 the library's executor threads can keep grpc_shutdown() (run by
   // ~Server) waiting up to 10 s in epoll_wait before the process may exit.
-  logger("daemon")->flush();
+  wsgate::log::logger("daemon")->flush();
   std::fflush(nullptr);
 #if defined(__SANITIZE_ADDRESS__)
   // _Exit skips LeakSanitizer's exit-time check: run it here (the ASan daemon tests).

@@ -10,7 +10,7 @@
 #include <malloc.h>
 #endif
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 
 namespace wsgate::daemon {
 namespace {
@@ -66,7 +66,7 @@ void MemoryTrimmer::run() {
     trim();
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
     trims_.fetch_add(1, std::memory_order_relaxed);
-    logger("daemon")->debug("malloc_trim ({}, sessions {} -> {}): RSS {} KB -> {} KB in {} us", why,
+    log::logger("daemon")->debug("malloc_trim ({}, sessions {} -> {}): RSS {} KB -> {} KB in {} us", why,
                             from, to, before, rss_kb(), us);
     if (options_.on_trim) options_.on_trim();
   };

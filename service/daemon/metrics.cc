@@ -15,7 +15,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 
 namespace wsgate::daemon {
 namespace {
@@ -225,8 +225,8 @@ std::string answer(std::string_view head, const std::function<std::string()>& re
   target = target.substr(0, target.find('?'));
   const bool head_only = method == "HEAD";
   auto logged = [&](int status, std::string out) {
-    log_event(*logger("daemon"), spdlog::level::debug, "metrics request",
-              {{"method", method}, {"path", target}, {"status", status}});
+    log::log_event(*log::logger("daemon"), spdlog::level::debug, "metrics request",
+                   {{"method", method}, {"path", target}, {"status", status}});
     return out;
   };
   if (target != "/metrics") {
@@ -254,8 +254,9 @@ class Connection : public std::enable_shared_from_this<Connection<Socket>> {
     timer_.expires_after(MetricsServer::kRequestTimeout);
     timer_.async_wait([self](const asio::error_code& ec) {
       if (!ec) {
-        logger("daemon")->debug("metrics: request not complete within {} s, connection closed",
-                                MetricsServer::kRequestTimeout.count());
+        log::logger("daemon")->debug(
+            "metrics: request not complete within {} s, connection closed",
+            MetricsServer::kRequestTimeout.count());
         asio::error_code ignored;
         self->socket_.close(ignored);
       }

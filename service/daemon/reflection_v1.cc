@@ -8,7 +8,7 @@
 
 #include <set>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 
 namespace wsgate::daemon {
 namespace {
@@ -103,7 +103,7 @@ grpc::Status ReflectionV1Service::ServerReflectionInfo(
         break;
       }
     }
-    logger("rpc")->trace("reflection v1: request case {}", static_cast<int>(request.message_request_case()));
+    log::logger("rpc")->trace("reflection v1: request case {}", static_cast<int>(request.message_request_case()));
     if (!stream->Write(response)) break;
   }
   return grpc::Status::OK;

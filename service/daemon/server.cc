@@ -16,10 +16,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 #include "service/daemon/memory_trim.h"
 #include "service/daemon/metrics.h"
-#include "service/daemon/redact.h"
+#include "service/log/redact.h"
 #ifdef WSGATE_HAVE_GRPC_STD_PROTO
 #include "grpc/health/v1/health.pb.h"
 #include "service/daemon/reflection_v1.h"
@@ -48,7 +48,7 @@ namespace {
 // status either way.
 void protobuf_log_to_debug(google::protobuf::LogLevel, const char* file, int line,
                            const std::string& message) {
-  logger("rpc")->debug("libprotobuf {}:{}: {}", file, line, message);
+  log::logger("rpc")->debug("libprotobuf {}:{}: {}", file, line, message);
 }
 
 // Is something accepting connections on this unix socket path?
@@ -166,7 +166,7 @@ Server::~Server() {
 }
 
 std::string Server::start() {
-  auto log = logger("daemon");
+  auto log = log::logger("daemon");
   for (const std::string& w : warnings(config_)) log->warn("{}", w);
   google::protobuf::SetLogHandler(&protobuf_log_to_debug);
 
@@ -278,7 +278,7 @@ std::string Server::start() {
   defaults.compression.server_max_window_bits = config_.compression.server_max_window_bits;
   defaults.compression.client_max_window_bits = config_.compression.client_max_window_bits;
   gateway_ = std::make_unique<rpc::GatewayService>(io_, *registry_, defaults, shared_policy,
-                                                   logger("gateway"));
+                                                   log::logger("gateway"));
   auto* pc = protocol_component_.get();
   admin_ = std::make_unique<rpc::AdminService>(
       *registry_, [pc] { return static_cast<std::uint64_t>(pc->handle_count()); },
@@ -307,7 +307,7 @@ std::string Server::start() {
 #ifdef WSGATE_HAVE_GRPC_STD_PROTO
   // Referencing the health proto's descriptor keeps health.pb.o linked, which registers
   // grpc.health.v1 in the generated pool that both reflection services read.
-  logger("rpc")->debug("reflection: {} known", grpc::health::v1::HealthCheckRequest::descriptor()->file()->name());
+  log::logger("rpc")->debug("reflection: {} known", grpc::health::v1::HealthCheckRequest::descriptor()->file()->name());
   reflection_v1_ = std::make_unique<ReflectionV1Service>(services);
   builder.RegisterService(reflection_v1_.get());
 #endif
@@ -356,8 +356,8 @@ std::string Server::start() {
     sources.gateway_queued_bytes = [gw = gateway_.get()] { return gw->queued_payload_bytes(); };
     metrics_ = std::make_unique<MetricsServer>(io_, [sources] { return render_metrics(sources); });
     if (std::string error = metrics_->listen(config_.metrics.listen); !error.empty()) return error;
-    log_event(*log, spdlog::level::info, "metrics: serving " + metrics_->address(),
-              {{"event", "metrics_listening"}, {"address", metrics_->address()}});
+    log::log_event(*log, spdlog::level::info, "metrics: serving " + metrics_->address(),
+                   {{"event", "metrics_listening"}, {"address", metrics_->address()}});
   }
   for (std::uint32_t i = 0; i < config_.io_threads; ++i) {
     io_threads_.emplace_back([this] { io_.run(); });
@@ -374,7 +374,7 @@ int Server::run() {
       [&](const asio::error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
-          reopen_logs();
+          log::reopen_logs();
           if (!config_path_.empty()) {
             LoadResult reloaded = load_config_file(config_path_);
             std::string invalid;
@@ -383,21 +383,21 @@ int Server::run() {
               // A --log-level flag (kept in config_) wins over the file.
               const std::string level =
                   level_flag_.empty() ? reloaded.config->log.level : level_flag_;
-              set_log_level(level);
-              set_redaction({reloaded.config->log.redact, reloaded.config->log.redact_subprotocols});
-              logger("daemon")->info("SIGHUP: logs reopened, log level {}", level);
+              log::set_log_level(level);
+              log::set_redaction({reloaded.config->log.redact, reloaded.config->log.redact_subprotocols});
+              log::logger("daemon")->info("SIGHUP: logs reopened, log level {}", level);
             } else if (reloaded.config) {
-              logger("daemon")->error("SIGHUP: configuration not reloaded: {}", invalid);
+              log::logger("daemon")->error("SIGHUP: configuration not reloaded: {}", invalid);
             } else {
-              logger("daemon")->error("SIGHUP: configuration not reloaded: {}", reloaded.error);
+              log::logger("daemon")->error("SIGHUP: configuration not reloaded: {}", reloaded.error);
             }
           } else {
-            logger("daemon")->info("SIGHUP: logs reopened");
+            log::logger("daemon")->info("SIGHUP: logs reopened");
           }
           signals.async_wait(on_signal);
           return;
         }
-        logger("daemon")->info("signal {}: draining", signal);
+        log::logger("daemon")->info("signal {}: draining", signal);
         signal_io_.stop();
       };
   signals.async_wait(on_signal);
@@ -417,7 +417,7 @@ void Server::request_shutdown() {
 
 void Server::drain_and_stop() {
   if (stopping_.exchange(true)) return;
-  auto log = logger("daemon");
+  auto log = log::logger("daemon");
   notifier_->stopping();  // deploy: systemd STOPPING=1
   // NOT_SERVING for "" and for every service name set in start().
   if (auto* health = grpc_server_->GetHealthCheckService()) health->SetServingStatus(false);

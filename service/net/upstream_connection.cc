@@ -86,6 +86,9 @@ void UpstreamConnection::start() {
     const WebSocketUrl& url = self->options_.url;
     if (self->options_.policy) {
       std::string reason = self->options_.policy->check_host(url.host, url.port);
+      if (self->trace().debug()) {
+        self->trace().policy_verdict("host", url.host + ":" + std::to_string(url.port), reason);
+      }
       if (!reason.empty()) {
         return self->run(lock,
                          self->machine_.transport_failed({Cause::destination_denied, reason}));
@@ -123,6 +126,7 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
     const asio::ip::tcp::endpoint& ep = entry.endpoint();
     if (options_.policy) {
       std::string reason = options_.policy->check_address(ep.data());
+      if (trace().debug()) trace().policy_verdict("address", ep.address().to_string(), reason);
       if (!reason.empty()) {
         if (denied_reason.empty()) denied_reason = reason;
         continue;
@@ -130,6 +134,7 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
     }
     allowed.push_back(ep);
   }
+  if (trace().debug()) trace().resolved(results.size(), allowed.size());
   if (allowed.empty()) {
     if (!denied_reason.empty()) {
       return run(lock, machine_.transport_failed({Cause::destination_denied, denied_reason}));
@@ -137,6 +142,7 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
     return run(lock, machine_.transport_failed(
                          {Cause::dns_failure, "no address for " + options_.url.host}));
   }
+  if (trace().debug()) trace().connecting(allowed.size());
   asio::async_connect(socket_, allowed,
                       [self = shared_from_this()](const asio::error_code& error,
                                                   const asio::ip::tcp::endpoint& endpoint) {
@@ -163,6 +169,9 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
     if (!refused.empty()) {
       return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
     }
+  }
+  if (trace().debug()) {
+    trace().connected(endpoint.address().to_string() + " port " + std::to_string(endpoint.port()));
   }
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
@@ -208,8 +217,17 @@ void UpstreamConnection::start_tls(Lock& lock) {
                             return self->run(held, self->machine_.transport_failed(
                                                        self->tls_handshake_failure(ec)));
                           }
+                          if (self->trace().debug()) self->trace_tls_ready();
                           self->run(held, self->machine_.transport_ready(session::Clock::now()));
                         });
+}
+
+void UpstreamConnection::trace_tls_ready() {
+  SSL* ssl = tls_->native_handle();
+  const long verify = SSL_get_verify_result(ssl);
+  trace().tls_ready(SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+                    options_.tls.insecure_skip_verify ? "skipped (insecure_skip_verify)"
+                                                      : X509_verify_cert_error_string(verify));
 }
 
 Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {

@@ -146,6 +146,9 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
+  // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
+  session::SessionTrace& trace() const { return session::trace_or_none(options_.trace); }
+  void trace_tls_ready();
 
   using Lock = std::unique_lock<std::mutex>;
 

@@ -1,16 +1,16 @@
 #include "service/rpc/admin_service.h"
 
-#include "service/daemon/logging.h"
-#include "service/daemon/redact.h"
+#include "service/log/logging.h"
+#include "service/log/redact.h"
 
 namespace wsgate::rpc {
 namespace {
 
 // The authorization verdict of an Admin call, at debug (who asked, what, allowed or why not).
 void log_verdict(const grpc::CallbackServerContext& context, const char* method, const grpc::Status& verdict) {
-  daemon::log_event(*daemon::logger("rpc"), spdlog::level::debug, "admin call",
-                    {{"method", method}, {"peer", context.peer()},
-                     {"verdict", verdict.ok() ? std::string("allowed") : verdict.error_message()}});
+  log::log_event(*log::logger("rpc"), spdlog::level::debug, "admin call",
+                 {{"method", method}, {"peer", context.peer()},
+                  {"verdict", verdict.ok() ? std::string("allowed") : verdict.error_message()}});
 }
 
 }  // namespace
@@ -36,7 +36,7 @@ grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext
   }
   // URLs are redacted (log.redact): Admin callers see where sessions go, not their tokens.
   for (auto& info : registry_.list()) {
-    info.set_url(daemon::redact_url(info.url()));
+    info.set_url(log::redact_url(info.url()));
     *response->add_sessions() = std::move(info);
   }
   reactor->Finish(grpc::Status::OK);

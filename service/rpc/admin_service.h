@@ -1,6 +1,6 @@
 // The Admin service: sessions and stats, read from the SessionRegistry. Stats are live (the
 // registry's totals(): ended sessions plus the live ones' counters); session URLs are redacted
-// (service/daemon/redact.h) unless log.redact is off.
+// (service/log/redact.h) unless log.redact is off.
 // Lifetime: owned by the Server; the registry and ProtocolComponent service must outlive it.
 // Thread safety: stateless apart from those references; safe from any gRPC thread (so must
 // `authorize` be).

@@ -8,8 +8,9 @@
 #include <optional>
 #include <vector>
 
-#include "service/daemon/logging.h"
-#include "service/daemon/redact.h"
+#include "service/log/logging.h"
+#include "service/log/redact.h"
+#include "service/net/session_log.h"
 #include "service/net/upstream_connection.h"
 #include "service/net/url.h"
 #include "service/rpc/status.h"
@@ -181,8 +182,8 @@ class GatewaySession final
     registry_.count_open();
     registry_.record_connect_latency(static_cast<double>(info.connect_time.count()));
     registry_.record_handshake_latency(static_cast<double>(info.handshake_time.count()));
-    daemon::log_session_event(*logger_, spdlog::level::info, "session open",
-                              {.session = id_, .url = url_, .event = "open"});
+    log::log_session_event(*logger_, spdlog::level::info, "session open",
+                           {.session = id_, .url = url_, .event = "open"});
     ServerMessage m;
     auto* opened = m.mutable_opened();
     opened->set_session_id(id_);
@@ -265,7 +266,7 @@ class GatewaySession final
 
   void on_failed(const net::Failure& failure) override {
     registry_.count_failure(net::to_string(failure.cause));
-    daemon::log_session_event(
+    log::log_session_event(
         *logger_, spdlog::level::warn, failure.message,
         {.session = id_, .url = url_, .event = "failed", .cause = net::to_string(failure.cause),
          .duration_ms = age_ms()});
@@ -330,7 +331,7 @@ class GatewaySession final
   // The session's one close line (docs/operations.md, "Logs"): how it ended and what it moved.
   void log_end(const net::CloseInfo& info) {
     static constexpr const char* kInitiators[] = {"client", "server", "gateway"};
-    daemon::SessionEvent e{.session = id_, .url = url_, .event = "close", .code = info.code};
+    log::SessionEvent e{.session = id_, .url = url_, .event = "close", .code = info.code};
     e.initiator = kInitiators[static_cast<int>(info.initiator)];
     if (info.failure) e.cause = net::to_string(info.failure->cause);
     e.duration_ms = age_ms();
@@ -345,8 +346,8 @@ class GatewaySession final
       }
     }
     const bool failed = info.failure && info.failure->cause != net::Cause::shutdown;
-    daemon::log_session_event(*logger_, failed ? spdlog::level::warn : spdlog::level::info,
-                              failed ? info.failure->message : std::string("session closed"), e);
+    log::log_session_event(*logger_, failed ? spdlog::level::warn : spdlog::level::info,
+                           failed ? info.failure->message : std::string("session closed"), e);
   }
 
   void open_session(const v1::Open& open) {
@@ -361,7 +362,7 @@ class GatewaySession final
     options.budget = budget_;
     if (options.tls.insecure_skip_verify) {
       logger_->warn("session to {}: TLS verification disabled by the client's request",
-                    daemon::redact_url(open.url()));
+                    log::redact_url(open.url()));
     }
 
     if (defaults_.fd_budget) {
@@ -398,6 +399,7 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       id_ = id;
       url_ = open.url();
+      options.trace = std::make_shared<net::SessionLog>(id);
       effective_ = options;
       connection = net::UpstreamConnection::create(io_, std::move(options), shared_from_this());
       connection_ = connection;

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 #include <vector>
 
 #include "service/rpc/status.h"
@@ -330,9 +330,9 @@ void ProtocolComponentService::delete_where(const std::function<bool(const Entry
   // Outside the table's lock: retire() waits for the calls already inside each handle.
   for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
   if (!doomed.empty()) {
-    daemon::log_event(*daemon::logger("protocol"), spdlog::level::debug, "handles deleted",
-                      {{"event", "handles_deleted"}, {"count", doomed.size()},
-                       {"remaining", handle_count()}});
+    log::log_event(*log::logger("protocol"), spdlog::level::debug, "handles deleted",
+                   {{"event", "handles_deleted"}, {"count", doomed.size()},
+                    {"remaining", handle_count()}});
   }
 }
 
@@ -441,9 +441,9 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
   }
   // On failure `entry` (and its handle) is destroyed after the reply, outside every lock.
   const char* verdict = full ? "handle_limit" : over_quota ? "handle_quota" : rng_failed ? "internal" : "created";
-  daemon::log_event(*daemon::logger("protocol"), spdlog::level::debug, "create handle",
-                    {{"event", "create_handle"}, {"role", server ? "server" : "client"},
-                     {"owner", entry->owner}, {"verdict", verdict}});
+  log::log_event(*log::logger("protocol"), spdlog::level::debug, "create handle",
+                 {{"event", "create_handle"}, {"role", server ? "server" : "client"},
+                  {"owner", entry->owner}, {"verdict", verdict}});
   if (full) {
     return finish(exhausted(std::string(function) + ": the limit of " +
                                 std::to_string(limits_.max_handles) +
@@ -497,8 +497,8 @@ grpc::ServerUnaryReactor* ProtocolComponentService::DeleteHandle(
     return reactor;
   }
   retire(*entry);
-  daemon::log_event(*daemon::logger("protocol"), spdlog::level::debug, "handle deleted",
-                    {{"event", "delete_handle"}, {"owner", owner}});
+  log::log_event(*log::logger("protocol"), spdlog::level::debug, "handle deleted",
+                 {{"event", "delete_handle"}, {"owner", owner}});
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

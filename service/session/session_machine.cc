@@ -28,6 +28,27 @@ ws::BufferType buffer_type_for(OutgoingMessage::Kind kind, bool final) {
 
 std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
+// Trace level: the frame whose header starts the engine's first buffer (it always does).
+void trace_frame_out(SessionTrace& trace, const ws::Buffer& first) {
+  const ws::ParseResult p = ws::parse_frame_header(first.data.buffer, first.data.length);
+  if (p.status == ws::ParseStatus::complete) {
+    trace.frame(Direction::out, p.header.opcode, p.header.payload_length, p.header.fin);
+  }
+}
+
+// Trace level: what the engine indicated (the message's opcode; a close's length counts its code).
+void trace_frame_in(SessionTrace& trace, ws::BufferType type, const ws::Buffer& b) {
+  if (type == ws::BufferType::close) {
+    const bool status = b.close_status.status != close_code(ws::CloseStatus::empty);
+    return trace.frame(Direction::in, ws::Opcode::close,
+                       status ? b.close_status.reason_length + 2u : 0u, true);
+  }
+  const ws::Opcode op = ws::is_data_type(type) ? (ws::is_text_type(type) ? ws::Opcode::text
+                                                                         : ws::Opcode::binary)
+                                               : ws::Opcode::pong;
+  trace.frame(Direction::in, op, b.data.length, !ws::is_fragment_type(type));
+}
+
 }  // namespace
 
 const char* to_string(Cause cause) {
@@ -59,7 +80,9 @@ const char* to_string(Cause cause) {
 }
 
 SessionMachine::SessionMachine(Settings settings)
-    : settings_(std::move(settings)), message_charge_(settings_.budget) {}
+    : settings_(std::move(settings)),
+      trace_(trace_or_none(settings_.trace)),
+      message_charge_(settings_.budget) {}
 
 SessionMachine::~SessionMachine() = default;
 
@@ -157,6 +180,7 @@ Actions SessionMachine::transport_ready(TimePoint) {
   if (!has_user_agent) request_text_ += "User-Agent: wsgate\r\n";
   request_text_ += "\r\n";
   phase_ = Phase::upgrading;
+  if (trace_.debug()) trace_.upgrade_sent(settings_.url.target, request_text_.size());
   write_ = {Io::request, nullptr};
   out_.write.push_back({request_text_.data(), request_text_.size()});
   return take();
@@ -177,6 +201,7 @@ void SessionMachine::on_response(TimePoint now) {
     return fail({Cause::handshake_rejected, "bad upgrade response: " + parsed.error});
   }
   net::HttpResponseHead& head = parsed.head;
+  if (trace_.debug()) trace_.upgrade_response(head.status);
   if (head.status != 101) {
     Failure f{Cause::upgrade_refused, "the server refused the upgrade: HTTP " +
                                           std::to_string(head.status) + " " + head.reason};
@@ -242,6 +267,7 @@ void SessionMachine::on_response(TimePoint now) {
   }
   d.open.http_status = head.status;
   d.open.response_headers = std::move(head.headers);
+  if (trace_.debug()) trace_.negotiated(d.open.subprotocol, d.open.extensions);
   d.open.connect_time = std::chrono::duration_cast<std::chrono::milliseconds>(connected_at_ - started_at_);
   d.open.handshake_time = std::chrono::duration_cast<std::chrono::milliseconds>(now - connected_at_);
   out_.deliver.push_back(std::move(d));
@@ -257,6 +283,7 @@ void SessionMachine::on_response(TimePoint now) {
 Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
                                    std::string_view error) {
   const auto [io, context] = std::exchange(write_, Pending{});
+  if (trace_.trace()) trace_.io(Direction::out, bytes);
   if (phase_ == Phase::done) return take();
   switch (io) {
     case Io::request:
@@ -303,6 +330,7 @@ Actions SessionMachine::write_done(TimePoint now, std::size_t bytes, bool ok,
 Actions SessionMachine::bytes_read(TimePoint now, std::size_t bytes, bool ok,
                                    std::string_view error) {
   const auto [io, context] = std::exchange(read_, Pending{});
+  if (trace_.trace()) trace_.io(Direction::in, bytes);
   if (phase_ == Phase::done) return take();
   switch (io) {
     case Io::response:
@@ -345,6 +373,7 @@ Actions SessionMachine::client_message(TimePoint now, OutgoingMessage message, b
     *room = true;
   } else {
     ++waiting_for_room_;
+    if (trace_.debug()) trace_.queue_full(queued_bytes_, settings_.max_queued_bytes);
   }
   pump(now);
   return take();
@@ -376,6 +405,7 @@ void SessionMachine::begin_close(TimePoint now, std::uint16_t code, std::string 
 }
 
 Actions SessionMachine::client_paused(TimePoint now, bool paused) {
+  if (paused != reading_paused_ && trace_.debug()) trace_.reads_paused(paused);
   reading_paused_ = paused;
   if (!paused && (phase_ == Phase::open)) pump(now);
   return take();
@@ -403,17 +433,20 @@ Actions SessionMachine::timer_fired(TimePoint now) {
   deadline_.reset();
   switch (phase_) {
     case Phase::connecting:
+      if (trace_.debug()) trace_.timeout(Timeout::connect, settings_.connect_timeout);
       fail({Cause::connect_timeout, "no connection to " + settings_.url.host + ":" +
                                         std::to_string(settings_.url.port) + " within " +
                                         ms(settings_.connect_timeout)});
       break;
     case Phase::handshaking:
     case Phase::upgrading:
+      if (trace_.debug()) trace_.timeout(Timeout::handshake, settings_.handshake_timeout);
       fail({Cause::handshake_timeout, "the TLS/HTTP upgrade handshake did not finish within " +
                                           ms(settings_.handshake_timeout)});
       break;
     case Phase::open:
       if (closing()) {
+        if (trace_.debug()) trace_.timeout(Timeout::close, settings_.close_timeout);
         CloseInfo info = pending_close_.value_or(CloseInfo{});
         if (unanswered_is_failure_) {
           info.clean = false;
@@ -449,6 +482,7 @@ void SessionMachine::on_keepalive(TimePoint now) {
   if (settings_.idle_timeout.count() > 0 &&
       now - last_data_activity_ >= settings_.idle_timeout) {
     // No message either way for idle_timeout: a normal close initiated by the gateway.
+    if (trace_.debug()) trace_.timeout(Timeout::idle, settings_.idle_timeout);
     return begin_close(now, close_code(ws::CloseStatus::endpoint_unavailable), "idle timeout",
                        Initiator::gateway, std::nullopt);
   }
@@ -456,6 +490,7 @@ void SessionMachine::on_keepalive(TimePoint now) {
     return keepalive_deadline(now);  // only the idle timeout is in use
   }
   if (ping_outstanding_ && now - ping_sent_at_ >= settings_.ping_timeout) {
+    if (trace_.debug()) trace_.timeout(Timeout::ping, settings_.ping_timeout);
     return finish({close_code(ws::CloseStatus::aborted), "", Initiator::gateway, false,
                    Failure{Cause::ping_timeout, "no pong within " + ms(settings_.ping_timeout) +
                                                     ": the server is unresponsive"}});
@@ -568,6 +603,7 @@ bool SessionMachine::pump_send(TimePoint now) {
       continue;
     }
     if (action != ws::Action::send_to_network) break;
+    if (trace_.trace()) trace_frame_out(trace_, buffers[0]);
     std::size_t total = 0;
     for (std::uint32_t i = 0; i < count; ++i) total += buffers[i].data.length;
     if (type == ws::BufferType::close || (gather_.empty() && total >= kZeroCopyFrom)) {
@@ -608,9 +644,13 @@ void SessionMachine::release_written(TimePoint now) {
     if (done.final) ++counters_.messages_sent;
     last_activity_ = last_data_activity_ = now;
   }
+  const std::size_t room_before = out_.room;
   while (waiting_for_room_ != 0 && queued_bytes_ < settings_.max_queued_bytes) {
     --waiting_for_room_;
     ++out_.room;
+  }
+  if (out_.room != room_before && trace_.debug()) {
+    trace_.queue_room(queued_bytes_, out_.room - room_before);
   }
   if (done.kind != OutgoingMessage::Kind::close || !pending_close_) return;
   // Our close is on the wire. The session ends now if the server's close came first, or if
@@ -676,6 +716,7 @@ bool SessionMachine::pump_receive(TimePoint now) {
       return true;
     }
     case ws::Action::send_to_network:  // the automatic pong
+      if (trace_.trace()) trace_frame_out(trace_, buffers[0]);
       start_write(Io::receive_queue, context, buffers, count);
       return false;
     default:
@@ -684,6 +725,7 @@ bool SessionMachine::pump_receive(TimePoint now) {
 }
 
 void SessionMachine::on_indication(TimePoint now, ws::BufferType type, const ws::Buffer& buffer) {
+  if (trace_.trace()) trace_frame_in(trace_, type, buffer);
   if (type == ws::BufferType::close) {
     const std::uint16_t code = buffer.close_status.status;
     std::string reason(reinterpret_cast<const char*>(buffer.close_status.reason),
@@ -871,6 +913,7 @@ void SessionMachine::send_close(TimePoint now, std::uint16_t code, const std::st
   m.close_code = code;
   m.data = reason;
   queued_.push_back(std::move(m));
+  if (trace_.debug()) trace_.close_sent(report.initiator, code);
   pending_close_ = std::move(report);
   unanswered_is_failure_ = unanswered_is_failure;
   engine_send(queued_.back());
@@ -916,6 +959,7 @@ void SessionMachine::finish(CloseInfo info) {
   out_.write.clear();
   waiting_for_room_ = 0;
   out_.room = 0;
+  if (trace_.debug()) trace_.closed(info);
   Outcome o;
   o.opened = true;
   o.closed = std::move(info);

@@ -199,6 +199,7 @@ class SessionMachine {
   bool close_received() const noexcept;
 
   Settings settings_;
+  SessionTrace& trace_;  // settings_.trace, or one that reports nothing
   Phase phase_ = Phase::idle;
   Actions out_;
   std::optional<TimePoint> deadline_;

@@ -15,6 +15,7 @@
 
 #include "service/net/memory_budget.h"
 #include "service/net/url.h"
+#include "service/session/trace.h"
 #include "service/ws/error.h"
 #include "service/ws/types.h"
 
@@ -138,6 +139,8 @@ struct Settings : Tuning {
   // The daemon-wide budget incoming messages are charged to while they are assembled (the
   // charge goes to the client with the message); nullptr: none.
   std::shared_ptr<net::MemoryBudget> budget;
+  // Where the session's decisions and frames are reported (trace.h); nullptr: nowhere.
+  std::shared_ptr<SessionTrace> trace;
 };
 
 }  // namespace wsgate::session

@@ -31,8 +31,8 @@ class Win32Stub(unittest.TestCase):
         self.assertEqual(real, stub)
 
     def test_logging_stub_declares_the_real_functions(self):
-        real = (SOURCE / "service/daemon/logging.h").read_text()
-        stub = (pathlib.Path(__file__).parent / "win32_stub/service/daemon/logging.h").read_text()
+        real = (SOURCE / "service/log/logging.h").read_text()
+        stub = (pathlib.Path(__file__).parent / "win32_stub/service/log/logging.h").read_text()
         for fn in ("init_logging(const LogConfig& config)", "reopen_logs()",
                    "logger(std::string_view component)", "set_log_level(std::string_view level)"):
             self.assertIn(fn, real)

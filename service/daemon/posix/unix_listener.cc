@@ -13,7 +13,7 @@
 #include <future>
 #include <memory>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 #include "service/rpc/fd_budget.h"
 #include "service/rpc/peer_directory.h"
 
@@ -54,7 +54,7 @@ void UnixListener::start() { accept_next(); }
 
 void UnixListener::pause(const std::string& why) {
   if (backoff_.count() == 0) {
-    logger("daemon")->warn(
+    log::logger("daemon")->warn(
         "accept paused: {} (open-file limit {}); new clients wait in the backlog, retrying",
         why, budget_.limit());
     backoff_ = kFirstBackoff;
@@ -79,7 +79,7 @@ void UnixListener::accept_next() {
         return pause(ec.message());
       }
       // ECONNABORTED and the like concern one client only.
-      logger("daemon")->debug("accept: {}", ec.message());
+      log::logger("daemon")->debug("accept: {}", ec.message());
       return accept_next();
     }
     asio::error_code release_ec;
@@ -89,11 +89,11 @@ void UnixListener::accept_next() {
     if (!peers_.add(fd, &error)) {
       ::close(fd);  // the client sees EOF and may retry
       if (errno == EMFILE || errno == ENFILE) return pause(error);
-      logger("daemon")->warn("unix connection refused: {}", error);
+      log::logger("daemon")->warn("unix connection refused: {}", error);
       return accept_next();
     }
     if (backoff_.count() != 0) {
-      logger("daemon")->info("accepting connections again");
+      log::logger("daemon")->info("accepting connections again");
       backoff_ = std::chrono::milliseconds(0);
     }
     budget_.connection_opened();

@@ -13,7 +13,7 @@
 #include <iterator>
 #include <mutex>
 
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 #include "service/daemon/server.h"
 
 namespace wsgate::daemon::win32 {
@@ -86,7 +86,7 @@ void WINAPI service_main(DWORD /*argc*/, LPWSTR* /*argv*/) {
   try {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config.log.file).parent_path(), ec);
-    init_logging(config.log);
+    log::init_logging(config.log);
   } catch (const std::exception&) {
     // Keep going on the default sink: a service must still report its status.
   }
@@ -94,7 +94,7 @@ void WINAPI service_main(DWORD /*argc*/, LPWSTR* /*argv*/) {
   try {
     Server server(config, g_state->config_path);
     if (std::string error = server.start(); !error.empty()) {
-      logger("daemon")->critical("cannot start: {}", error);
+      log::logger("daemon")->critical("cannot start: {}", error);
       g_state->exit_code = 1;
       report(SERVICE_STOPPED, ERROR_SERVICE_SPECIFIC_ERROR, 0, 1);
       return;
@@ -111,7 +111,7 @@ void WINAPI service_main(DWORD /*argc*/, LPWSTR* /*argv*/) {
     }
     report(SERVICE_STOP_PENDING, NO_ERROR, 5000);
   } catch (const std::exception& e) {
-    logger("daemon")->critical("service stopped by an exception: {}", e.what());
+    log::logger("daemon")->critical("service stopped by an exception: {}", e.what());
     g_state->exit_code = 1;
   }
   report(SERVICE_STOPPED, g_state->exit_code == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR, 0,

@@ -1,6 +1,6 @@
-// Tests of service/daemon/logging: formats (text, JSON with escaping), levels, component loggers,
+// Tests of service/log/logging: formats (text, JSON with escaping), levels, component loggers,
 // reopening after rotation, concurrent use.
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 
 #include <unistd.h>
 
@@ -21,7 +21,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 namespace {
 
 // ---- a strict checker for the one JSON shape we write: a flat object of string values ----------
@@ -520,4 +520,4 @@ TEST_F(LoggingTest, ConcurrentLoggingWithReopenAndLevelChanges) {
 }
 
 }  // namespace
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

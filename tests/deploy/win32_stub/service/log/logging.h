@@ -1,12 +1,12 @@
-// Stub of service/daemon/logging.h for the mingw-w64 syntax check (no spdlog for mingw here).
+// Stub of service/log/logging.h for the mingw-w64 syntax check (no spdlog for mingw here).
 #pragma once
 
 #include <memory>
 #include <string_view>
 
-#include "service/daemon/config.h"
+#include "service/log/log_config.h"
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 
 struct StubLogger {
   template <class... A> void trace(A&&...) {}
@@ -22,4 +22,4 @@ void reopen_logs();
 std::shared_ptr<StubLogger> logger(std::string_view component);
 void set_log_level(std::string_view level);
 
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 
 struct RedactionSettings {
   bool enabled = true;        // log.redact
@@ -42,4 +42,4 @@ bool is_sensitive_header(std::string_view name);
 // `value`, or *** when redaction is on and `name` is sensitive.
 std::string redact_header(std::string_view name, std::string_view value);
 
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

@@ -1,7 +1,7 @@
 // wsgated's logging (see logging.h): a process-wide table of component loggers and one sink that
 // all of them share. The sink object never changes; init_logging() and reopen_logs() swap what is
 // inside it (FILE*, formatter) under the sink's own mutex, so loggers never need new sinks.
-#include "service/daemon/logging.h"
+#include "service/log/logging.h"
 
 #include <array>
 #include <cerrno>
@@ -17,9 +17,9 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "service/daemon/redact.h"
+#include "service/log/redact.h"
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 
 namespace {
 
@@ -422,4 +422,4 @@ void set_log_level(std::string_view level) {
   for (auto& [name, lg] : s.loggers) lg->set_level(l);
 }
 
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

@@ -1,10 +1,10 @@
-// Tests of service/daemon/redact: URL userinfo and query values, credential headers, the
+// Tests of service/log/redact: URL userinfo and query values, credential headers, the
 // log.redact switch and the Sec-WebSocket-Protocol opt-in.
-#include "service/daemon/redact.h"
+#include "service/log/redact.h"
 
 #include <gtest/gtest.h>
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 namespace {
 
 class RedactTest : public ::testing::Test {
@@ -53,4 +53,4 @@ TEST_F(RedactTest, OffMeansVerbatim) {
 }
 
 }  // namespace
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

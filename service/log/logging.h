@@ -30,9 +30,9 @@
 
 #include <spdlog/logger.h>
 
-#include "service/daemon/config.h"
+#include "service/log/log_config.h"
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 
 // Points every logger at a new sink built from `config`: sets the format, opens log.file (append)
 // or uses stderr, and applies log.level. May be called again (e.g. on reload). Throws
@@ -106,4 +106,4 @@ struct SessionEvent {
 void log_session_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view message,
                        const SessionEvent& e);
 
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log

@@ -1,12 +1,12 @@
 // Redaction (see redact.h). The settings are two booleans packed into one atomic so a reader
 // never sees half of an update.
-#include "service/daemon/redact.h"
+#include "service/log/redact.h"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 
-namespace wsgate::daemon {
+namespace wsgate::log {
 namespace {
 
 std::atomic<unsigned> g_settings{1};  // bit 0: enabled, bit 1: subprotocols
@@ -100,4 +100,4 @@ std::string redact_header(std::string_view name, std::string_view value) {
   return std::string(value);
 }
 
-}  // namespace wsgate::daemon
+}  // namespace wsgate::log
