@@ -382,9 +382,8 @@ Actions SessionMachine::timer_fired(TimePoint now) {
   deadline_.reset();
   switch (phase_) {
     case Phase::connecting:
-      fail({Cause::connect_timeout, "no connection to " + settings_.url.host + ":" +
-                                        std::to_string(settings_.url.port) + " within " +
-                                        ms(settings_.connect_timeout)});
+      fail({Cause::connect_timeout, "no connection to " + net::describe_endpoint(settings_.url) +
+                                        " within " + ms(settings_.connect_timeout)});
       break;
     case Phase::handshaking:
     case Phase::upgrading:
