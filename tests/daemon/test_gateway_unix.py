@@ -120,5 +120,39 @@ class UnixUpstreamDeniedByDefaultTest(DaemonTestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class UnixUpstreamPerPathLimitTest(DaemonTestCase):
+    """limits.max_sessions_per_host counts a unix socket per path ("unix:/path")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="wsgu-")
+        cls.CONFIG = {"policy": {"allow_unix_sockets": [cls.dir + "/*.sock"]},
+                      "limits": {"max_sessions_per_host": 1}}
+        super().setUpClass()
+        cls.one = EchoServer(unix_path=os.path.join(cls.dir, "one.sock")).start()
+        cls.two = EchoServer(unix_path=os.path.join(cls.dir, "two.sock")).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.one.stop()
+            cls.two.stop()
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_one_slot_per_socket_path(self):
+        first, _ = self.open_session(self.one.url)
+        second = self.session()
+        second.send_open(self.one.url)
+        second.expect_failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "session_limit")
+        self.assertIn("unix:" + self.one.unix_path, second.details)
+        # Another path is another destination.
+        other, _ = self.open_session(self.two.url)
+        for s in (first, other):
+            s.send_close(1000)
+            self.assertEqual(s.recv_kind("closed").code, 1000)
+
+
 if __name__ == "__main__":
     unittest.main()
