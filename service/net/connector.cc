@@ -160,7 +160,9 @@ void Connector::apply(const AttemptSchedule::Step& step) {
     std::string message = "cannot connect to " + describe_endpoint(options_.url) + ": ";
     for (std::size_t i = 0; i < attempts_.size(); ++i) {
       const asio::error_code& e = attempts_[i].error;
-      if (i < kListedErrors) {
+      if (attempts_.size() == 1) {
+        message += e.message();  // the address is the one named (or the only one resolved)
+      } else if (i < kListedErrors) {
         if (i > 0) message += "; ";
         message += address_text(attempts_[i].endpoint) + ": " + e.message();
       }

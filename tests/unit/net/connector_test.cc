@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -211,6 +212,41 @@ TEST(Connector, EveryAddressRefusedIsConnectionRefused) {
 }
 
 // The destination policy judges every address: denied ones are never tried.
+TEST(Connector, OneAddressRefusedNamesNoAddressTwice) {
+  asio::io_context io;
+  std::optional<Listener> a = bind_tcp(io, "127.0.0.1", 0, false);
+  ASSERT_TRUE(a);
+  const std::uint16_t port = a->endpoint.port();
+  Outcome run = connect(io, options_for("127.0.0.1", port));
+  ASSERT_TRUE(run.result && run.result->failure);
+  EXPECT_EQ(run.result->failure->cause, session::Cause::connection_refused);
+  EXPECT_EQ(run.result->failure->message,
+            "cannot connect to 127.0.0.1:" + std::to_string(port) + ": " +
+                asio::error::make_error_code(asio::error::connection_refused).message());
+}
+
+// A name with many addresses: every one is tried, the message lists four.
+TEST(Connector, ManyRefusedAddressesAreListedBounded) {
+  asio::io_context io;
+  std::vector<Listener> closed;
+  std::vector<tcp::endpoint> endpoints;
+  for (int i = 0; i < 6; ++i) {
+    std::optional<Listener> l = bind_tcp(io, "127.0.0.1", 0, false);
+    ASSERT_TRUE(l);
+    endpoints.push_back(l->endpoint);
+    closed.push_back(std::move(*l));
+  }
+  Connector::Options o = options_for("many.example", 80);
+  o.resolver = fixed(endpoints);
+  Outcome run = connect(io, std::move(o));
+  ASSERT_TRUE(run.result && run.result->failure);
+  EXPECT_EQ(run.result->failure->cause, session::Cause::connection_refused);
+  EXPECT_EQ(run.attempts.size(), 6u);
+  const std::string& m = run.result->failure->message;
+  EXPECT_NE(m.find("; and 2 more addresses"), std::string::npos) << m;
+  EXPECT_EQ(std::count(m.begin(), m.end(), ';'), 4) << m;
+}
+
 TEST(Connector, DeniedAddressesAreSkipped) {
   asio::io_context io;
   std::optional<Listener> good = bind_tcp(io, "127.0.0.1", 16);
