@@ -1,5 +1,6 @@
 #include "service/net/destination_policy.h"
 #include "service/net/quote.h"
+#include "service/net/url.h"
 #include "service/ws/ascii.h"
 
 #include <arpa/inet.h>
@@ -7,9 +8,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 
-#include <memory>
-
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -121,8 +121,9 @@ std::string unix_socket_pattern_problem(std::string_view entry) {
     return "is not an absolute path (relative socket paths depend on the daemon's working "
            "directory)";
   }
-  if (entry.size() > 107) {
-    return "is longer than a unix socket path may be (107 bytes)";
+  if (entry.size() > kMaxUnixPathLength) {
+    return "is longer than a unix socket path may be (" + std::to_string(kMaxUnixPathLength) +
+           " bytes)";
   }
   return {};
 }

@@ -55,7 +55,7 @@ struct PolicyRules {
 };
 
 // What is wrong with an allow_unix_sockets / deny_unix_sockets entry (empty when valid): it must
-// be an absolute path or glob without NUL, at most 107 bytes (sockaddr_un::sun_path). The
+// be an absolute path or glob without NUL, at most kMaxUnixPathLength bytes (url.h). The
 // daemon's configuration checks its entries with it too.
 std::string unix_socket_pattern_problem(std::string_view entry);
 
