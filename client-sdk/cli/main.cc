@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   CLI::App* cat_cmd = app.add_subcommand(
       "cat", "Send stdin records as messages and print received messages (like websocat)");
   cat_cmd->fallthrough();
-  cat_cmd->add_option("URL", cat.url, "ws:// or wss:// URL")->required();
+  cat_cmd->add_option("URL", cat.url, "ws://, wss:// or ws+unix:///socket.sock:/path URL")->required();
   cat_cmd->add_flag("--binary", cat.binary, "send binary messages: raw stdin chunks, or records "
                                             "with --null");
   cat_cmd->add_flag("-0,--null", cat.null_separated,

@@ -10,6 +10,7 @@
 //
 // An empty listen.unix_socket means "default_socket_path()"; the daemon resolves it at start-up.
 #include "service/daemon/config.h"
+#include "service/net/destination_policy.h"
 
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -265,6 +266,11 @@ std::string check_range(std::uint64_t v, std::uint64_t min, std::uint64_t max) {
   return "must be from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
          std::to_string(v);
 }
+
+// Happy Eyeballs' connection attempt delay: RFC 8305 section 8 bounds it to 100 ms .. 2 s.
+constexpr std::uint64_t kMinAttemptDelayMs = 100;
+constexpr std::uint64_t kMaxAttemptDelayMs = 2000;
+std::string check_unix_socket_pattern(std::string_view v) { return net::unix_socket_pattern_problem(v); }
 
 std::string check_io_threads(std::uint32_t v) {
   if (v >= 1 && v <= kMaxIoThreads) return {};
@@ -536,6 +542,11 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"handshake_ms", u32(&c.timeouts.handshake_ms, 1)},
                   {"close_ms", u32(&c.timeouts.close_ms, 1)},
                   {"drain_ms", u32(&c.timeouts.drain_ms, 1)},
+                  {"connection_attempt_delay_ms",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.unsigned_field(n, key, &c.timeouts.connection_attempt_delay_ms,
+                                      kMinAttemptDelayMs, kMaxAttemptDelayMs);
+                   }},
               }),
       section("limits",
               {
@@ -612,6 +623,8 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
                   {"allow_cidrs", list(&c.policy.allow_cidrs, check_cidr)},
                   {"deny_cidrs", list(&c.policy.deny_cidrs, check_cidr)},
                   {"allow_ports", list(&c.policy.allow_ports, check_port_spec, true)},
+                  {"allow_unix_sockets", list(&c.policy.allow_unix_sockets, check_unix_socket_pattern)},
+                  {"deny_unix_sockets", list(&c.policy.deny_unix_sockets, check_unix_socket_pattern)},
               }),
       section("tls",
               {
@@ -726,6 +739,8 @@ std::string validate(const Config& c) {
   add("timeouts.handshake_ms", check_positive(c.timeouts.handshake_ms));
   add("timeouts.close_ms", check_positive(c.timeouts.close_ms));
   add("timeouts.drain_ms", check_positive(c.timeouts.drain_ms));
+  add("timeouts.connection_attempt_delay_ms",
+      check_range(c.timeouts.connection_attempt_delay_ms, kMinAttemptDelayMs, kMaxAttemptDelayMs));
 
   add("limits.max_sessions", check_positive(c.limits.max_sessions));
   add("limits.max_sessions_per_host", check_positive(c.limits.max_sessions_per_host));
@@ -762,6 +777,8 @@ std::string validate(const Config& c) {
   each("policy.allow_cidrs", c.policy.allow_cidrs, check_cidr);
   each("policy.deny_cidrs", c.policy.deny_cidrs, check_cidr);
   each("policy.allow_ports", c.policy.allow_ports, check_port_spec);
+  each("policy.allow_unix_sockets", c.policy.allow_unix_sockets, check_unix_socket_pattern);
+  each("policy.deny_unix_sockets", c.policy.deny_unix_sockets, check_unix_socket_pattern);
 
   add("metrics.listen", check_metrics_listen(c.metrics.listen));
   add("io_threads", check_io_threads(c.io_threads));

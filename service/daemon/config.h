@@ -36,6 +36,9 @@ struct TimeoutConfig {
   std::uint32_t handshake_ms = 10000;
   std::uint32_t close_ms = 5000;
   std::uint32_t drain_ms = 10000;  // SIGTERM: how long sessions get to close
+  // Happy Eyeballs (RFC 8305): how long one connection attempt runs before the next address is
+  // tried as well; 100..2000 ms, the RFC's bounds (250 ms is its recommended value).
+  std::uint32_t connection_attempt_delay_ms = 250;
 };
 
 struct LimitConfig {
@@ -90,6 +93,10 @@ struct PolicyConfig {
   std::vector<std::string> allow_ports;   // empty: every port
   // Link-local (169.254.0.0/16, fe80::/10) and cloud metadata (fd00:ec2::254) addresses are
   // denied unless a CIDR in allow_cidrs names them explicitly.
+  // ws+unix upstreams: absolute socket paths or globs ("/run/app/*.sock", fnmatch with
+  // FNM_PATHNAME). Denied unless allow_unix_sockets names them; deny_unix_sockets wins.
+  std::vector<std::string> allow_unix_sockets;
+  std::vector<std::string> deny_unix_sockets;
 };
 
 struct TlsConfig {

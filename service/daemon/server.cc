@@ -184,7 +184,8 @@ std::string Server::start() {
   std::string policy_error;
   net::PolicyRules rules{config_.policy.allow_hosts, config_.policy.deny_hosts,
                          config_.policy.allow_cidrs, config_.policy.deny_cidrs,
-                         config_.policy.allow_ports};
+                         config_.policy.allow_ports, config_.policy.allow_unix_sockets,
+                         config_.policy.deny_unix_sockets};
   auto policy = net::DestinationPolicy::create(rules, &policy_error);
   if (!policy) return "policy: " + policy_error;
   auto shared_policy = std::make_shared<const net::DestinationPolicy>(std::move(*policy));
@@ -258,6 +259,8 @@ std::string Server::start() {
   defaults.connect_timeout = std::chrono::milliseconds(config_.timeouts.connect_ms);
   defaults.handshake_timeout = std::chrono::milliseconds(config_.timeouts.handshake_ms);
   defaults.close_timeout = std::chrono::milliseconds(config_.timeouts.close_ms);
+  defaults.connection_attempt_delay =
+      std::chrono::milliseconds(config_.timeouts.connection_attempt_delay_ms);
   defaults.keepalive_interval = std::chrono::milliseconds(config_.pool.keepalive_interval_ms);
   defaults.ping_timeout = std::chrono::milliseconds(config_.pool.ping_timeout_ms);
   defaults.idle_timeout = std::chrono::milliseconds(config_.pool.idle_timeout_ms);

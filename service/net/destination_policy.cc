@@ -1,11 +1,15 @@
 #include "service/net/destination_policy.h"
 #include "service/net/quote.h"
+#include "service/net/url.h"
 #include "service/ws/ascii.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -102,7 +106,52 @@ bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix)
   return (a[whole] & mask) == (b[whole] & mask);
 }
 
+bool matches_any(const std::vector<std::string>& patterns, const std::string& path) {
+  for (const std::string& p : patterns) {
+    if (::fnmatch(p.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::string unix_socket_pattern_problem(std::string_view entry) {
+  if (entry.find('\0') != std::string_view::npos) return "contains a NUL byte";
+  if (entry.empty() || entry.front() != '/') {
+    return "is not an absolute path (relative socket paths depend on the daemon's working "
+           "directory)";
+  }
+  if (entry.size() > kMaxUnixPathLength) {
+    return "is longer than a unix socket path may be (" + std::to_string(kMaxUnixPathLength) +
+           " bytes)";
+  }
+  return {};
+}
+
+std::string DestinationPolicy::check_unix_socket_path(const std::string& path) const {
+  if (path.empty() || path.front() != '/') return "unix socket path " + quote(path) + " is not absolute";
+  if (matches_any(deny_unix_sockets_, path)) {
+    return "unix socket " + printable(path) + " is in deny_unix_sockets";
+  }
+  if (!matches_any(allow_unix_sockets_, path)) {
+    return "unix socket " + printable(path) +
+           " is not in allow_unix_sockets (unix sockets are denied by default)";
+  }
+  return {};
+}
+
+std::string DestinationPolicy::check_unix_socket(const std::string& path) const {
+  if (std::string why = check_unix_socket_path(path); !why.empty()) return why;
+  // The socket the kernel will reach: a symlink is followed by connect(), so its target must be
+  // allowed too. A path that does not exist (yet) fails at the connect.
+  std::unique_ptr<char, decltype(&::free)> resolved(::realpath(path.c_str(), nullptr), &::free);
+  if (resolved && path != resolved.get()) {
+    if (std::string why = check_unix_socket_path(resolved.get()); !why.empty()) {
+      return why + " (" + printable(path) + " is a symlink to it)";
+    }
+  }
+  return {};
+}
 
 bool DestinationPolicy::cidr_contains(const Cidr& cidr, bool v4, const std::uint8_t* bytes) {
   return cidr.v4 == v4 && prefix_equal(cidr.bytes.data(), bytes, cidr.prefix);
@@ -207,6 +256,17 @@ std::optional<DestinationPolicy> DestinationPolicy::create(const PolicyRules& ru
       !(message = parse_cidrs(rules.deny_cidrs, "deny_cidrs", &policy.deny_cidrs_)).empty()) {
     return fail(std::move(message));
   }
+
+  for (const auto* list : {&rules.allow_unix_sockets, &rules.deny_unix_sockets}) {
+    const char* name = list == &rules.allow_unix_sockets ? "allow_unix_sockets" : "deny_unix_sockets";
+    for (const std::string& entry : *list) {
+      if (std::string why = unix_socket_pattern_problem(entry); !why.empty()) {
+        return fail(std::string(name) + " entry " + quote(entry) + " " + why);
+      }
+    }
+  }
+  policy.allow_unix_sockets_ = rules.allow_unix_sockets;
+  policy.deny_unix_sockets_ = rules.deny_unix_sockets;
 
   for (const std::string& entry : rules.allow_ports) {
     const std::size_t dash = entry.find('-');

@@ -25,6 +25,15 @@
 //     default-denied block (169.254.0.0/16 or longer, fe80::/10 or longer, fd00:ec2::254/128),
 //     so "0.0.0.0/0" or "::/0" do not re-enable them;
 //   - ports: "443" or "8000-8100" (inclusive); an empty allow_ports allows every port 1..65535.
+//
+// Unix sockets (ws+unix URLs) are judged by check_unix_socket(path) alone, and are denied
+// unless allow_unix_sockets names them: an exact absolute path or a glob (fnmatch(3) with
+// FNM_PATHNAME, so '*' and '?' never match '/': "/run/app/*.sock" does not reach
+// "/run/app/sub/x.sock"). deny_unix_sockets wins over it. Both the path as written and, when
+// it exists, its symlink-resolved form (realpath(3)) must pass: an allowed directory holding a
+// symlink to /var/run/docker.sock does not open Docker's socket. (Whoever can replace that
+// symlink between the check and the connect can write to the allowed directory, and so can
+// place any socket there anyway.) The host, address and port rules do not apply to them.
 #pragma once
 
 #include <sys/socket.h>
@@ -42,7 +51,13 @@ namespace wsgate::net {
 // PolicyConfig). Plain data.
 struct PolicyRules {
   std::vector<std::string> allow_hosts, deny_hosts, allow_cidrs, deny_cidrs, allow_ports;
+  std::vector<std::string> allow_unix_sockets, deny_unix_sockets;  // absolute paths or globs
 };
+
+// What is wrong with an allow_unix_sockets / deny_unix_sockets entry (empty when valid): it must
+// be an absolute path or glob without NUL, at most kMaxUnixPathLength bytes (url.h). The
+// daemon's configuration checks its entries with it too.
+std::string unix_socket_pattern_problem(std::string_view entry);
 
 // A validated, immutable policy. Copyable; does not refer to the PolicyRules it was built from.
 // Thread safety: all member functions are const and touch no shared mutable state, so one policy
@@ -65,6 +80,14 @@ class DestinationPolicy {
   // when allowed, else the reason (e.g. "address 169.254.169.254 is link-local (denied by
   // default)").
   std::string check_address(const sockaddr* address) const;
+
+  // Unix socket check (see the header comment): `path` is absolute and normalized (as
+  // parse_websocket_url makes it). Looks the path up in the file system (realpath) when it
+  // exists. Empty string when allowed, else the reason (e.g. "unix socket /run/x.sock is not
+  // in allow_unix_sockets (unix sockets are denied by default)").
+  std::string check_unix_socket(const std::string& path) const;
+  // The pattern part of check_unix_socket, without file system access.
+  std::string check_unix_socket_path(const std::string& path) const;
 
  private:
   struct Cidr {
@@ -89,6 +112,7 @@ class DestinationPolicy {
   std::vector<HostPattern> allow_hosts_, deny_hosts_;
   std::vector<Cidr> allow_cidrs_, deny_cidrs_;
   std::vector<PortRange> allow_ports_;
+  std::vector<std::string> allow_unix_sockets_, deny_unix_sockets_;
 };
 
 }  // namespace wsgate::net

@@ -1,10 +1,5 @@
 #include "service/net/upstream_connection.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -14,24 +9,6 @@
 
 namespace wsgate::net {
 namespace {
-
-// The process is out of file descriptors: reported as fd_limit, not as a network failure.
-// Checked on failure paths only. Asio does not always pass EMFILE on: a range connect whose
-// socket cannot be opened reports operation_aborted, and getaddrinfo() that cannot open
-// /etc/hosts reports "host not found"; so when the error itself does not say, a probe socket
-// tells whether fds are short right now.
-bool out_of_fds(const asio::error_code& ec) {
-  if (ec == asio::error::no_descriptors ||
-      (ec.category() == asio::system_category() && ec.value() == ENFILE)) {
-    return true;
-  }
-  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (probe >= 0) {
-    ::close(probe);
-    return false;
-  }
-  return errno == EMFILE || errno == ENFILE;
-}
 
 bool is_ip_literal(const std::string& host) {
   asio::error_code ec;
@@ -69,7 +46,6 @@ UpstreamConnection::UpstreamConnection(asio::io_context& io, ConnectOptions opti
       options_(std::move(options)),
       observer_(std::move(observer)),
       machine_(static_cast<const session::Settings&>(options_)),
-      resolver_(strand_),
       socket_(strand_),
       timer_(strand_) {}
 
@@ -83,104 +59,47 @@ void UpstreamConnection::start() {
     Lock lock(self->mutex_);
     if (self->machine_.finished()) return;
     self->run(lock, self->machine_.start(session::Clock::now()));
-    const WebSocketUrl& url = self->options_.url;
-    if (self->options_.policy) {
-      std::string reason = self->options_.policy->check_host(url.host, url.port);
-      if (self->trace().debug()) {
-        self->trace().policy_verdict("host", url.host + ":" + std::to_string(url.port), reason);
-      }
-      if (!reason.empty()) {
-        return self->run(lock,
-                         self->machine_.transport_failed({Cause::destination_denied, reason}));
-      }
-    }
-    asio::error_code literal_error;
-    const asio::ip::address literal = asio::ip::make_address(url.host, literal_error);
-    if (!literal_error) {
-      // An IP literal needs no resolver (whose work runs on a thread of its own).
-      auto results = asio::ip::tcp::resolver::results_type::create(
-          asio::ip::tcp::endpoint(literal, url.port), url.host, std::to_string(url.port));
-      lock.unlock();
-      return self->on_resolved({}, std::move(results));
-    }
-    self->resolver_.async_resolve(
-        url.host, std::to_string(url.port),
-        [self](const asio::error_code& ec, asio::ip::tcp::resolver::results_type results) {
-          self->on_resolved(ec, std::move(results));
-        });
+    if (self->machine_.finished()) return;
+    Connector::Options options;
+    options.url = self->options_.url;
+    options.policy = self->options_.policy;
+    options.attempt_delay = self->options_.connection_attempt_delay;
+    options.trace = self->options_.trace;
+    self->connector_ = Connector::create(self->strand_, std::move(options));
+    lock.unlock();
+    // The connector may answer at once (a denied destination): not under the mutex.
+    self->connector_->start(
+        [self](Connector::Result result) { self->on_connected(std::move(result)); });
   });
 }
 
-void UpstreamConnection::on_resolved(const asio::error_code& ec,
-                                     asio::ip::tcp::resolver::results_type results) {
+// On the strand.
+void UpstreamConnection::on_connected(Connector::Result result) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
-  if (ec) {
-    const Cause cause = out_of_fds(ec) ? Cause::fd_limit : Cause::dns_failure;
-    return run(lock, machine_.transport_failed(
-        {cause, "cannot resolve " + options_.url.host + ": " + ec.message()}));
+  if (result.failure) return run(lock, machine_.transport_failed(std::move(*result.failure)));
+  socket_ = std::move(*result.socket);
+  if (trace().debug()) {
+    trace().connected(result.tcp_endpoint ? result.tcp_endpoint->address().to_string() + " port " +
+                                                std::to_string(result.tcp_endpoint->port())
+                                          : "unix:" + options_.url.unix_path);
   }
-  std::vector<asio::ip::tcp::endpoint> allowed;
-  std::string denied_reason;
-  for (const auto& entry : results) {
-    const asio::ip::tcp::endpoint& ep = entry.endpoint();
-    if (options_.policy) {
-      std::string reason = options_.policy->check_address(ep.data());
-      if (trace().debug()) trace().policy_verdict("address", ep.address().to_string(), reason);
-      if (!reason.empty()) {
-        if (denied_reason.empty()) denied_reason = reason;
-        continue;
+  if (result.tcp_endpoint) {
+    if (options_.admit_address) {
+      std::string refused = options_.admit_address(result.tcp_endpoint->address());
+      if (!refused.empty()) {
+        return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
       }
     }
-    allowed.push_back(ep);
+    asio::error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // TCP only
   }
-  if (trace().debug()) trace().resolved(results.size(), allowed.size());
-  if (allowed.empty()) {
-    if (!denied_reason.empty()) {
-      return run(lock, machine_.transport_failed({Cause::destination_denied, denied_reason}));
-    }
-    return run(lock, machine_.transport_failed(
-                         {Cause::dns_failure, "no address for " + options_.url.host}));
-  }
-  if (trace().debug()) trace().connecting(allowed.size());
-  asio::async_connect(socket_, allowed,
-                      [self = shared_from_this()](const asio::error_code& error,
-                                                  const asio::ip::tcp::endpoint& endpoint) {
-                        self->on_connected(error, endpoint);
-                      });
-}
-
-void UpstreamConnection::on_connected(const asio::error_code& ec,
-                                      const asio::ip::tcp::endpoint& endpoint) {
-  Lock lock(mutex_);
-  if (machine_.finished()) return;
-  if (ec) {
-    // operation_aborted here is not ours (a finished machine returned above): Asio's range
-    // connect reports it when it cannot open a socket.
-    const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
-                        : out_of_fds(ec)                      ? Cause::fd_limit
-                                                              : Cause::network_error;
-    return run(lock, machine_.transport_failed(
-        {cause, "cannot connect to " + options_.url.host + ":" +
-                    std::to_string(options_.url.port) + ": " + ec.message()}));
-  }
-  if (options_.admit_address) {
-    std::string refused = options_.admit_address(endpoint.address());
-    if (!refused.empty()) {
-      return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
-    }
-  }
-  if (trace().debug()) {
-    trace().connected(endpoint.address().to_string() + " port " + std::to_string(endpoint.port()));
-  }
-  asio::error_code ignored;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (options_.url.secure) {
     start_tls(lock);
   } else {
-    // The composed connect is over: from now on client events run in the caller's thread.
+    // The connect is over: from now on client events run in the caller's thread.
     inline_ = true;
     run(lock, machine_.transport_ready(session::Clock::now()));
   }
@@ -195,7 +114,7 @@ void UpstreamConnection::start_tls(Lock& lock) {
     if (!made.context) return run(lock, machine_.transport_failed({Cause::tls_error, made.error}));
     tls_context_ = made.context;
   }
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+  tls_ = std::make_unique<asio::ssl::stream<Connector::Socket&>>(socket_, *tls_context_);
   SSL* ssl = tls_->native_handle();
   const std::string& name =
       options_.tls.server_name.empty() ? options_.url.host : options_.tls.server_name;
@@ -354,10 +273,10 @@ void UpstreamConnection::run(Lock& lock, session::Actions a) {
   if (a.finish) {
     timer_.cancel();
     waiting_for_room_.clear();
-    // The resolver, the connect and Asio's composed operations run on the strand; the socket is
-    // closed there too, never under their feet.
+    // The connector and Asio's composed operations run on the strand; the socket is closed
+    // there too, never under their feet.
     asio::post(strand_, [self = shared_from_this()] {
-      self->resolver_.cancel();
+      if (self->connector_) self->connector_->cancel();
       self->close_socket();
     });
     notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});
@@ -448,7 +367,7 @@ void UpstreamConnection::arm_timer(session::TimePoint deadline) {
 
 void UpstreamConnection::close_socket() {
   asio::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.shutdown(Connector::Socket::shutdown_both, ignored);
   socket_.close(ignored);
 }
 

@@ -1,7 +1,7 @@
 // UpstreamConnection: the Asio transport of one gateway session (one client WebSocket connection
-// from wsgated to a remote server, over TCP or TLS). It resolves (IP literals skip the
-// resolver), checks the destination policy per address, connects, does the TLS handshake, and
-// then only performs the I/O its session::SessionMachine asks for: one read, one write and one
+// from wsgated to a remote server, over TCP, TLS or a unix socket). Its Connector
+// (service/net/connector.h) resolves, checks the destination policy per address and connects
+// (Happy Eyeballs for TCP); then it does the TLS handshake, and then only performs the I/O its session::SessionMachine asks for: one read, one write and one
 // timer at a time. The upgrade, the engine's action loop, the close policy, the timeouts and the
 // limits are the machine's (service/session/session_machine.h); no protocol rule lives here.
 //
@@ -10,7 +10,7 @@
 // I/O itself (Asio initiations are serialised by the mutex; a write is attempted at once, in
 // the calling thread); nothing hops to another thread on the hot path. Two exceptions go
 // through the strand, where Asio's composed operations run their intermediate steps: the
-// connect phase (resolve, range connect, TLS handshake), and every event of a TLS session
+// connect phase (resolve, connection attempts, TLS handshake), and every event of a TLS session
 // (asio::ssl::stream keeps engine state those steps touch). Closing the socket is posted to the
 // strand too. Observer callbacks run outside the mutex, one at a time and in order: the thread
 // that finds no delivery in progress delivers everything queued, including what other threads
@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "service/net/connector.h"
 #include "service/net/destination_policy.h"
 #include "service/net/memory_budget.h"
 #include "service/net/tls_context.h"
@@ -71,6 +72,8 @@ struct ConnectOptions : session::Settings {
   // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
   // gateway counts sessions per resolved address with it. Empty: every address is accepted.
   std::function<std::string(const asio::ip::address& address)> admit_address;
+  // Happy Eyeballs (RFC 8305): the delay before the next address is tried as well.
+  std::chrono::milliseconds connection_attempt_delay{250};
 };
 
 // Events of one connection. Exactly one of on_failed (before open) or on_closed (after open) is
@@ -142,8 +145,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                      std::shared_ptr<ConnectionObserver> observer);
 
   // Connect phase (the transport's own).
-  void on_resolved(const asio::error_code& ec, asio::ip::tcp::resolver::results_type results);
-  void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
+  void on_connected(Connector::Result result);
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
   // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
@@ -178,10 +180,10 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::shared_ptr<ConnectionObserver> observer_;
   session::SessionMachine machine_;
 
-  asio::ip::tcp::resolver resolver_;
-  asio::ip::tcp::socket socket_;
+  std::shared_ptr<Connector> connector_;  // the connect phase; touched on the strand only
+  Connector::Socket socket_;              // TCP or unix
   std::shared_ptr<asio::ssl::context> tls_context_;
-  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::unique_ptr<asio::ssl::stream<Connector::Socket&>> tls_;
   asio::steady_timer timer_;  // the machine's one timer
   Counters counters_;
 

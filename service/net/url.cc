@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -79,7 +80,74 @@ std::string check_name_host(std::string_view host) {
   return {};
 }
 
+// ws+unix:///path/to.sock:/request/path?query ("rest" is what follows "ws+unix://").
+UrlResult parse_unix_url(std::string_view rest) {
+  if (rest.empty() || rest.front() != '/') {
+    return fail("a ws+unix URL names an absolute socket path and no host, e.g. "
+                "ws+unix:///run/app.sock:/chat");
+  }
+  for (char c : rest) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '#') return fail("fragments ('#') are not allowed in WebSocket URLs");
+    if (b == ' ') return fail("the socket path, path or query contains a space");
+    if (b < 0x20 || b >= 0x7f) {
+      return fail("the socket path, path or query contains a control or non-ASCII character");
+    }
+  }
+  const std::size_t end = rest.find_first_of(":?");
+  const std::string_view path = rest.substr(0, end);
+  if (path.size() > kMaxUnixPathLength) {
+    return fail("the socket path is longer than a unix socket path may be (" +
+                std::to_string(kMaxUnixPathLength) + " bytes)");
+  }
+  // Normalized, so that the destination policy's patterns see the path the kernel will open.
+  for (std::size_t start = 1;;) {
+    const std::size_t slash = std::min(path.find('/', start), path.size());
+    const std::string_view part = path.substr(start, slash - start);
+    if (part.empty()) {
+      return fail("socket path " + quote(path) +
+                  (slash == path.size() ? " names a directory (it ends with '/')"
+                                        : " has an empty component (\"//\")"));
+    }
+    if (part == "." || part == "..") {
+      return fail("socket path " + quote(path) + " has a \".\" or \"..\" component");
+    }
+    if (slash == path.size()) break;
+    start = slash + 1;
+  }
+  WebSocketUrl url;
+  url.unix_path = std::string(path);
+  std::string_view target;
+  std::string_view query;
+  if (end != std::string_view::npos && rest[end] == ':') {
+    target = rest.substr(end + 1);
+    const std::size_t q = target.find('?');
+    if (q != std::string_view::npos) {
+      query = target.substr(q);
+      target = target.substr(0, q);
+    }
+    if (!target.empty() && target.front() != '/') {
+      return fail("the request path after the socket path's ':' must start with '/', got " +
+                  quote(target));
+    }
+  } else if (end != std::string_view::npos) {
+    query = rest.substr(end);
+  }
+  url.target = target.empty() ? "/" : std::string(target);
+  url.target += query;
+  url.host_header = "localhost";
+  UrlResult result;
+  result.url = std::move(url);
+  return result;
+}
+
 }  // namespace
+
+std::string describe_endpoint(const WebSocketUrl& url) {
+  if (!url.unix_path.empty()) return "unix:" + url.unix_path;
+  const bool ipv6 = url.host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port);
+}
 
 UrlResult parse_websocket_url(std::string_view text) {
   if (text.empty()) return fail("empty URL");
@@ -92,12 +160,17 @@ UrlResult parse_websocket_url(std::string_view text) {
   if (sep == std::string_view::npos) return fail("missing \"ws://\" or \"wss://\" prefix");
   const std::string_view scheme = text.substr(0, sep);
   WebSocketUrl url;
+  if (iequals(scheme, "ws+unix")) return parse_unix_url(text.substr(sep + 3));
+  if (iequals(scheme, "wss+unix")) {
+    return fail("wss+unix is not supported: a unix socket is protected by its file permissions "
+                "and has no host name to verify a certificate against; use ws+unix");
+  }
   if (iequals(scheme, "ws")) {
     url.secure = false;
   } else if (iequals(scheme, "wss")) {
     url.secure = true;
   } else {
-    return fail("scheme " + quote(scheme) + " is not ws or wss");
+    return fail("scheme " + quote(scheme) + " is not ws, wss or ws+unix");
   }
   const std::uint16_t default_port = url.secure ? 443 : 80;
 

@@ -231,6 +231,7 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
   options.connect_timeout = pick(open.timeouts().connect_ms(), defaults.connect_timeout);
   options.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults.handshake_timeout);
   options.close_timeout = pick(open.timeouts().close_ms(), defaults.close_timeout);
+  options.connection_attempt_delay = defaults.connection_attempt_delay;
   options.max_message_bytes =
       open.limits().max_message_bytes() != 0
           ? std::min(open.limits().max_message_bytes(), defaults.max_message_bytes_ceiling)

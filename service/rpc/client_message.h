@@ -48,6 +48,8 @@ struct GatewayDefaults : session::Tuning {
   bool allow_client_file_paths = false;
   // Refuses new sessions (RESOURCE_EXHAUSTED, cause fd_limit) when fds run short; null: never.
   std::shared_ptr<FdBudget> fd_budget;
+  // Happy Eyeballs' delay between connection attempts (timeouts.connection_attempt_delay_ms).
+  std::chrono::milliseconds connection_attempt_delay{250};
 };
 
 // A refusal: the status code, ErrorDetail.cause and a message naming the field.

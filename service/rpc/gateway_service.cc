@@ -372,7 +372,10 @@ class GatewaySession final
       }
     }
     std::string id;
-    const std::string host = SessionRegistry::host_key(options.url.host);
+    // A unix socket counts per path against the per-host limit ("unix:" cannot start a host).
+    const std::string host = options.url.unix_path.empty()
+                                 ? SessionRegistry::host_key(options.url.host)
+                                 : "unix:" + options.url.unix_path;
     switch (registry_.admit(host, &id)) {
       case SessionRegistry::Admission::admitted: break;
       case SessionRegistry::Admission::total_limit:

@@ -434,9 +434,8 @@ Actions SessionMachine::timer_fired(TimePoint now) {
   switch (phase_) {
     case Phase::connecting:
       if (trace_.debug()) trace_.timeout(Timeout::connect, settings_.connect_timeout);
-      fail({Cause::connect_timeout, "no connection to " + settings_.url.host + ":" +
-                                        std::to_string(settings_.url.port) + " within " +
-                                        ms(settings_.connect_timeout)});
+      fail({Cause::connect_timeout, "no connection to " + net::describe_endpoint(settings_.url) +
+                                        " within " + ms(settings_.connect_timeout)});
       break;
     case Phase::handshaking:
     case Phase::upgrading:

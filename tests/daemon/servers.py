@@ -1,6 +1,7 @@
 """Upstream servers for the daemon tests, all on 127.0.0.1 port 0.
 
-EchoServer      python websockets (10.4) in a thread with its own asyncio loop, ws:// or wss://.
+EchoServer      python websockets (10.4) in a thread with its own asyncio loop, ws:// or wss://,
+                or on a unix socket (unix_path: websockets.unix_serve, URL ws+unix://PATH:/echo).
                 Records every connection: the messages it received, the close code it saw.
 RawServer       a plain TCP server in threads whose per-connection `script` answers the upgrade
                 with scripted bytes (malformed responses and frames).
@@ -98,7 +99,8 @@ def _serve_kwargs(ssl_context, subprotocols):
 
 
 class EchoServer:
-    def __init__(self, ssl_context=None, subprotocols=None, on_message=None):
+    def __init__(self, ssl_context=None, subprotocols=None, on_message=None, unix_path=None):
+        self.unix_path = unix_path
         self.ssl_context = ssl_context
         self.subprotocols = subprotocols
         self.on_message = on_message
@@ -113,6 +115,8 @@ class EchoServer:
 
     @property
     def url(self):
+        if self.unix_path:
+            return "ws+unix://%s:/echo" % self.unix_path
         return "%s://127.0.0.1:%d/echo" % ("wss" if self.ssl_context else "ws", self.port)
 
     def start(self, timeout=10):
@@ -153,9 +157,14 @@ class EchoServer:
                 with self._lock:
                     self._lock.notify_all()
 
-        async with websockets.serve(handler, "127.0.0.1", 0,
-                                    **_serve_kwargs(self.ssl_context, self.subprotocols)) as server:
-            self.port = server.sockets[0].getsockname()[1]
+        kwargs = _serve_kwargs(self.ssl_context, self.subprotocols)
+        if self.unix_path:
+            serving = websockets.unix_serve(handler, self.unix_path, **kwargs)
+        else:
+            serving = websockets.serve(handler, "127.0.0.1", 0, **kwargs)
+        async with serving as server:
+            if not self.unix_path:
+                self.port = server.sockets[0].getsockname()[1]
             self._started.set()
             await self._stop
 
@@ -175,7 +184,10 @@ class EchoServer:
 
     def connection(self, url, timeout=10):
         """The connection that asked for `url`'s path (and query), once it exists."""
-        path = "/" + url.split("/", 3)[3]
+        if self.unix_path:  # ws+unix://PATH:/request (the socket path has no ':')
+            path = url.split(":", 2)[2]
+        else:
+            path = "/" + url.split("/", 3)[3]
         with self._lock:
             found = lambda: [c for c in self.connections if c.path == path]  # noqa: E731
             if not self._lock.wait_for(found, timeout):

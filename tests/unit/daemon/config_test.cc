@@ -77,6 +77,9 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.tls.ca_file, b.tls.ca_file);
   EXPECT_EQ(a.tls.allow_client_file_paths, b.tls.allow_client_file_paths);
   EXPECT_EQ(a.io_threads, b.io_threads);
+  EXPECT_EQ(a.timeouts.connection_attempt_delay_ms, b.timeouts.connection_attempt_delay_ms);
+  EXPECT_EQ(a.policy.allow_unix_sockets, b.policy.allow_unix_sockets);
+  EXPECT_EQ(a.policy.deny_unix_sockets, b.policy.deny_unix_sockets);
 }
 
 // A scratch directory removed at the end of the test.
@@ -617,7 +620,8 @@ TEST(ConfigExample, NamesEveryKey) {
         "allow_client_file_paths =", "[admin]", "allow_uids =", "allow_gids =", "redact =",
         "redact_subprotocols =", "[metrics]", "listen =", "[compression]", "enabled =",
         "threshold_bytes =", "client_no_context_takeover =", "server_no_context_takeover =",
-        "server_max_window_bits =", "client_max_window_bits ="}) {
+        "server_max_window_bits =", "client_max_window_bits =", "connection_attempt_delay_ms =",
+        "allow_unix_sockets =", "deny_unix_sockets ="}) {
     EXPECT_NE(text.find(std::string("\n") + key), std::string::npos) << key;
   }
 }
@@ -682,4 +686,46 @@ TEST(ConfigWarnings, RedactionOffIsFlagged) {
 }
 
 }  // namespace
+// ---- Happy Eyeballs delay, unix-socket upstreams ----------------------------------------
+
+TEST(ConfigConnect, AttemptDelayAndUnixSocketKeys) {
+  EXPECT_EQ(Config{}.timeouts.connection_attempt_delay_ms, 250u);  // RFC 8305's recommendation
+  EXPECT_TRUE(Config{}.policy.allow_unix_sockets.empty());         // unix sockets denied
+  const Config c = parse_ok(
+      "[timeouts]\nconnection_attempt_delay_ms = 100\n"
+      "[policy]\nallow_unix_sockets = [\"/run/app/*.sock\", \"/tmp/x.sock\"]\n"
+      "deny_unix_sockets = [\"/run/app/admin.sock\"]\n");
+  EXPECT_EQ(c.timeouts.connection_attempt_delay_ms, 100u);
+  EXPECT_EQ(c.policy.allow_unix_sockets, (std::vector<std::string>{"/run/app/*.sock", "/tmp/x.sock"}));
+  EXPECT_EQ(c.policy.deny_unix_sockets, (std::vector<std::string>{"/run/app/admin.sock"}));
+  EXPECT_EQ(validate(c), "");
+  EXPECT_EQ(parse_ok("[timeouts]\nconnection_attempt_delay_ms = 2000\n").timeouts.connection_attempt_delay_ms,
+            2000u);
+}
+
+TEST(ConfigConnect, AttemptDelayBoundsAreTheRfcs) {
+  EXPECT_THAT(parse_error("[timeouts]\nconnection_attempt_delay_ms = 99\n"),
+              HasSubstr("timeouts.connection_attempt_delay_ms: expected an integer from 100 to 2000, got 99"));
+  EXPECT_THAT(parse_error("[timeouts]\nconnection_attempt_delay_ms = 2001\n"),
+              HasSubstr("timeouts.connection_attempt_delay_ms: 2001 is out of range (at most 2000)"));
+  Config c;
+  c.timeouts.connection_attempt_delay_ms = 0;
+  EXPECT_THAT(validate(c), HasSubstr("timeouts.connection_attempt_delay_ms: must be from 100 to 2000, got 0"));
+}
+
+TEST(ConfigConnect, BadUnixSocketPatterns) {
+  EXPECT_THAT(parse_error("[policy]\nallow_unix_sockets = [\"run/app.sock\"]\n"),
+              HasSubstr("policy.allow_unix_sockets[0]: is not an absolute path"));
+  EXPECT_THAT(parse_error("[policy]\ndeny_unix_sockets = [\"\"]\n"),
+              HasSubstr("policy.deny_unix_sockets[0]: is not an absolute path"));
+  EXPECT_THAT(parse_error("[policy]\nallow_unix_sockets = [\"/" + std::string(107, 'a') + "\"]\n"),
+              HasSubstr("longer than a unix socket path may be (107 bytes)"));
+  EXPECT_THAT(parse_error("[policy]\nallow_unix_sockets = [\"/a\\u0000b\"]\n"), HasSubstr("contains a NUL byte"));
+  EXPECT_THAT(parse_error("[policy]\nallow_unix_sockets = \"/run/x.sock\"\n"),
+              HasSubstr("policy.allow_unix_sockets: expected an array of strings, got a string"));
+  Config c;
+  c.policy.allow_unix_sockets = {"relative.sock"};
+  EXPECT_THAT(validate(c), HasSubstr("policy.allow_unix_sockets[0]: is not an absolute path"));
+}
+
 }  // namespace wsgate::daemon

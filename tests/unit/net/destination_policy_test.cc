@@ -5,7 +5,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace wsgate::net {
@@ -320,6 +323,73 @@ TEST(DestinationPolicy, CreateWithNullError) {
   rules.allow_ports = {"x"};
   EXPECT_FALSE(DestinationPolicy::create(rules, nullptr).has_value());
   EXPECT_TRUE(DestinationPolicy::create({}, nullptr).has_value());
+}
+
+// ---- unix sockets ------------------------------------------------------------------------
+
+TEST(UnixSocketPolicy, DeniedByDefault) {
+  const DestinationPolicy p = make_policy({});
+  EXPECT_EQ(p.check_unix_socket("/run/app.sock"),
+            "unix socket /run/app.sock is not in allow_unix_sockets (unix sockets are denied by "
+            "default)");
+  // An open TCP policy says nothing about unix sockets.
+  PolicyRules open;
+  open.allow_cidrs = {"0.0.0.0/0"};
+  EXPECT_NE(make_policy(open).check_unix_socket("/run/app.sock"), "");
+}
+
+TEST(UnixSocketPolicy, ExactPathsAndGlobsThatDoNotCrossSlash) {
+  PolicyRules rules;
+  rules.allow_unix_sockets = {"/run/app/*.sock", "/tmp/exact.sock"};
+  rules.deny_unix_sockets = {"/run/app/admin.sock"};
+  const DestinationPolicy p = make_policy(rules);
+  EXPECT_EQ(p.check_unix_socket_path("/run/app/api.sock"), "");
+  EXPECT_EQ(p.check_unix_socket_path("/tmp/exact.sock"), "");
+  EXPECT_NE(p.check_unix_socket_path("/tmp/exact.sock2"), "");
+  EXPECT_NE(p.check_unix_socket_path("/run/app/sub/api.sock"), "") << "'*' must not cross '/'";
+  EXPECT_NE(p.check_unix_socket_path("/run/app/api.socket"), "");
+  EXPECT_EQ(p.check_unix_socket_path("/run/app/admin.sock"),
+            "unix socket /run/app/admin.sock is in deny_unix_sockets");
+  EXPECT_NE(p.check_unix_socket_path("run/app/api.sock"), "") << "relative";
+}
+
+TEST(UnixSocketPolicy, BadEntriesAreRefused) {
+  std::string error;
+  PolicyRules rules;
+  rules.allow_unix_sockets = {"app.sock"};
+  EXPECT_FALSE(DestinationPolicy::create(rules, &error));
+  EXPECT_NE(error.find("allow_unix_sockets entry \"app.sock\" is not an absolute path"),
+            std::string::npos)
+      << error;
+  rules.allow_unix_sockets = {};
+  rules.deny_unix_sockets = {std::string("/a\0b", 4)};
+  EXPECT_FALSE(DestinationPolicy::create(rules, &error));
+  EXPECT_NE(error.find("contains a NUL byte"), std::string::npos) << error;
+  rules.deny_unix_sockets = {"/" + std::string(107, 'a')};
+  EXPECT_FALSE(DestinationPolicy::create(rules, &error));
+  EXPECT_NE(error.find("longer than a unix socket path"), std::string::npos) << error;
+}
+
+// A symlink in an allowed directory does not open a socket elsewhere.
+TEST(UnixSocketPolicy, SymlinkTargetMustBeAllowedToo) {
+  std::string base = (std::filesystem::temp_directory_path() / "wsgate-policy-XXXXXX").string();
+  ASSERT_NE(mkdtemp(base.data()), nullptr);
+  std::filesystem::create_directories(base + "/allowed");
+  std::filesystem::create_directories(base + "/other");
+  std::ofstream(base + "/other/target.sock") << "";
+  std::filesystem::create_symlink(base + "/other/target.sock", base + "/allowed/link.sock");
+
+  PolicyRules rules;
+  rules.allow_unix_sockets = {base + "/allowed/*.sock"};
+  const std::string why = make_policy(rules).check_unix_socket(base + "/allowed/link.sock");
+  EXPECT_NE(why.find("other/target.sock is not in allow_unix_sockets"), std::string::npos) << why;
+  EXPECT_NE(why.find("is a symlink to it"), std::string::npos) << why;
+
+  rules.allow_unix_sockets.push_back(base + "/other/target.sock");
+  EXPECT_EQ(make_policy(rules).check_unix_socket(base + "/allowed/link.sock"), "");
+  // A path that does not exist is judged as written (the connect reports it missing).
+  EXPECT_EQ(make_policy(rules).check_unix_socket(base + "/allowed/missing.sock"), "");
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

@@ -133,12 +133,12 @@ TEST(Url, MaximumLength) {
 TEST(Url, RejectsSchemes) {
   expect_error("", "empty URL");
   expect_error("example.com", "missing");
-  expect_error("http://example.com/", "scheme \"http\" is not ws or wss");
-  expect_error("https://example.com/", "is not ws or wss");
+  expect_error("http://example.com/", "scheme \"http\" is not ws, wss or ws+unix");
+  expect_error("https://example.com/", "is not ws, wss or ws+unix");
   expect_error("wss:/example.com", "missing");
-  expect_error("wsss://example.com", "is not ws or wss");
-  expect_error("://example.com", "is not ws or wss");
-  expect_error(" ws://example.com", "is not ws or wss");
+  expect_error("wsss://example.com", "is not ws, wss or ws+unix");
+  expect_error("://example.com", "is not ws, wss or ws+unix");
+  expect_error(" ws://example.com", "is not ws, wss or ws+unix");
 }
 
 TEST(Url, RejectsUserInfo) {
@@ -229,6 +229,59 @@ TEST(Url, ErrorMessagesQuoteSafely) {
   const UrlResult r2 = parse_websocket_url(std::string(5000, 'x') + "://h");
   ASSERT_FALSE(r2.url);
   EXPECT_LT(r2.error.size(), 200u);
+}
+
+// ws+unix: the socket path runs to the first ':', the request target follows it.
+TEST(UnixUrl, SocketPathAndRequestPath) {
+  const WebSocketUrl u = parse_ok("ws+unix:///run/app/api.sock:/v1/events?x=1");
+  EXPECT_EQ(u.unix_path, "/run/app/api.sock");
+  EXPECT_EQ(u.target, "/v1/events?x=1");
+  EXPECT_EQ(u.host, "");
+  EXPECT_EQ(u.port, 0);
+  EXPECT_FALSE(u.secure);
+  EXPECT_EQ(u.host_header, "localhost");
+  EXPECT_EQ(describe_endpoint(u), "unix:/run/app/api.sock");
+  EXPECT_EQ(parse_ok("WS+UNIX:///a.sock:/x").unix_path, "/a.sock");
+  // Further colons belong to the request path.
+  EXPECT_EQ(parse_ok("ws+unix:///a.sock:/b:c").target, "/b:c");
+}
+
+TEST(UnixUrl, MissingRequestPathIsSlash) {
+  EXPECT_EQ(parse_ok("ws+unix:///run/app.sock").target, "/");
+  EXPECT_EQ(parse_ok("ws+unix:///run/app.sock:").target, "/");
+  EXPECT_EQ(parse_ok("ws+unix:///run/app.sock?a=b").target, "/?a=b");
+  EXPECT_EQ(parse_ok("ws+unix:///run/app.sock:?a=b").target, "/?a=b");
+  EXPECT_EQ(parse_ok("ws+unix:///run/app.sock").unix_path, "/run/app.sock");
+}
+
+TEST(UnixUrl, BadForms) {
+  expect_error("ws+unix://", "absolute socket path");
+  expect_error("ws+unix://run/app.sock", "absolute socket path");  // a host, or a relative path
+  expect_error("ws+unix://localhost/run/app.sock", "absolute socket path");
+  expect_error("ws+unix:///", "names a directory");
+  expect_error("ws+unix:///:/chat", "names a directory");
+  expect_error("ws+unix:///run/:/chat", "names a directory");
+  expect_error("ws+unix:///run//app.sock", "empty component");
+  expect_error("ws+unix:///run/../etc/app.sock", "has a \".\" or \"..\" component");
+  expect_error("ws+unix:///run/./app.sock", "has a \".\" or \"..\" component");
+  expect_error("ws+unix:///run/app.sock:chat", "must start with '/'");
+  expect_error("ws+unix:///run/app.sock:/chat#frag", "fragments");
+  expect_error("ws+unix:///run/my app.sock", "space");
+  expect_error(std::string_view("ws+unix:///run/a\0b.sock", 23), "control");
+  expect_error("ws+unix:///run/\xc3\xa9.sock", "non-ASCII");
+  expect_error("wss+unix:///run/app.sock:/chat", "wss+unix is not supported");
+}
+
+TEST(UnixUrl, PathLengthBoundIsSunPath) {
+  // 107 bytes fit sockaddr_un::sun_path (108 with the NUL); 108 do not.
+  const std::string fits = "/" + std::string(kMaxUnixPathLength - 1, 'a');
+  EXPECT_EQ(parse_ok("ws+unix://" + fits + ":/x").unix_path, fits);
+  expect_error("ws+unix://" + fits + "a:/x", "longer than a unix socket path may be (107 bytes)");
+}
+
+TEST(Url, DescribeEndpoint) {
+  EXPECT_EQ(describe_endpoint(parse_ok("ws://example.com:8080/")), "example.com:8080");
+  EXPECT_EQ(describe_endpoint(parse_ok("wss://[::1]/")), "[::1]:443");
 }
 
 }  // namespace
