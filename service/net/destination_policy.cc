@@ -2,8 +2,8 @@
 #include "service/net/quote.h"
 #include "service/ws/ascii.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// inet_pton/inet_ntop, in_addr: BSD sockets, or Winsock on Windows.
+#include <asio/detail/socket_types.hpp>
 
 #include <cstring>
 #include <string>

@@ -27,7 +27,7 @@
 //   - ports: "443" or "8000-8100" (inclusive); an empty allow_ports allows every port 1..65535.
 #pragma once
 
-#include <sys/socket.h>
+#include <asio/detail/socket_types.hpp>  // sockaddr: BSD sockets, or Winsock on Windows
 
 #include <array>
 #include <cstdint>

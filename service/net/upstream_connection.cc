@@ -1,7 +1,9 @@
 #include "service/net/upstream_connection.h"
 
+#ifndef _WIN32
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 
@@ -25,12 +27,16 @@ bool out_of_fds(const asio::error_code& ec) {
       (ec.category() == asio::system_category() && ec.value() == ENFILE)) {
     return true;
   }
+#ifdef _WIN32
+  return false;  // no per-process limit on sockets (WSAEMFILE is no_descriptors, above)
+#else
   const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (probe >= 0) {
     ::close(probe);
     return false;
   }
   return errno == EMFILE || errno == ENFILE;
+#endif
 }
 
 bool is_ip_literal(const std::string& host) {
