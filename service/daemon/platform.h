@@ -51,7 +51,8 @@ bool is_own_or_root_uid(std::uint32_t uid);
 
 // --- stop and reload requests from the operator ----------------------------------------------
 // POSIX: SIGTERM/SIGINT stop, SIGHUP reloads. Windows console: Ctrl+C, Ctrl+Break, closing the
-// console, log-off and shutdown stop (no reload: as a service, SERVICE_CONTROL_PARAMCHANGE
+// console and shutdown stop; log-off is ignored (only services get it, for any user's log-off)
+// (no reload: as a service, SERVICE_CONTROL_PARAMCHANGE
 // reloads, win32/service.cc). The callbacks run on `io`'s thread; `why` names the event for the
 // log ("signal 15", "SIGHUP", "Ctrl+C", ...).
 //

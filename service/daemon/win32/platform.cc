@@ -60,7 +60,7 @@ bool is_socket_file(const std::filesystem::file_status& status) {
 bool is_own_or_root_uid(std::uint32_t /*uid*/) { return false; }  // no uids (platform.h)
 
 // The console control handler runs on a thread Windows creates for it; it only posts to the
-// io_context. For close, log-off and shutdown Windows ends the process as soon as the handler
+// io_context. For close and shutdown Windows ends the process as soon as the handler
 // returns (or after about 5 s), so the handler waits for ~ControlEvents, which runs after the
 // drain, for at most kCloseWait.
 struct ControlEvents::Impl {
@@ -83,20 +83,22 @@ const char* event_name(DWORD event) {
     case CTRL_C_EVENT: return "Ctrl+C";
     case CTRL_BREAK_EVENT: return "Ctrl+Break";
     case CTRL_CLOSE_EVENT: return "console closed";
-    case CTRL_LOGOFF_EVENT: return "log-off";
     case CTRL_SHUTDOWN_EVENT: return "shutdown";
     default: return "console event";
   }
 }
 
 BOOL WINAPI console_handler(DWORD event) {
+  // Only services get log-off events, for any user's log-off: not a reason to stop. (A console
+  // run is ended with the user's session anyway.)
+  if (event == CTRL_LOGOFF_EVENT) return TRUE;
   std::unique_lock lock(g_mutex);
   const std::shared_ptr<ControlEvents::Impl> impl = g_impl;  // kept alive while we wait
   if (!impl) return FALSE;  // the default handler: end the process
   const std::string why = event_name(event);
   asio::post(*impl->io, [impl, why] { impl->on_stop(why); });  // run() is still running io
   if (event == CTRL_C_EVENT || event == CTRL_BREAK_EVENT) return TRUE;
-  // Close, log-off, shutdown: returning ends the process, so wait for the drain.
+  // Close, shutdown: returning ends the process, so wait for the drain.
   lock.unlock();
   std::unique_lock done_lock(impl->mutex);
   impl->done_cv.wait_for(done_lock, ControlEvents::Impl::kCloseWait, [impl] { return impl->done; });
