@@ -1,11 +1,9 @@
 // `wsgate sessions`, `stats`, `health`, `version`, and the daemon address rules.
 #include <google/protobuf/util/json_util.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,8 +25,14 @@ bool socket_exists(const std::string& target) {
   if (target.rfind("unix:", 0) != 0) return false;
   std::string path = target.substr(5);
   if (path.rfind("//", 0) == 0) path = path.substr(2);  // unix:///path
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+#ifdef _WIN32
+  // Windows names no socket type: an AF_UNIX socket is a reparse point of unknown type.
+  return !ec && st.type() == std::filesystem::file_type::unknown;
+#else
+  return !ec && std::filesystem::is_socket(st);
+#endif
 }
 
 std::string to_json(const google::protobuf::Message& m) {

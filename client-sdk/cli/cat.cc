@@ -1,12 +1,9 @@
 // `wsgate cat URL`: stdin records -> WebSocket messages, messages -> stdout, through wsgated.
 //
-// Threads: the main thread reads stdin (poll on stdin and a wake pipe) and sends; the Session's
-// reader thread prints received messages (on_message) and records the end of the session, then
-// writes to the wake pipe so the main thread stops waiting for input it no longer needs.
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-
+// Threads: the main thread reads stdin (console::Input: stdin or a wake-up) and sends; the
+// Session's reader thread prints received messages (on_message) and records the end of the
+// session, then wakes the main thread so that it stops waiting for input it no longer needs.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -20,6 +17,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "console.h"
 #include "exit_status.h"
 #include "line_editor.h"
 
@@ -34,16 +32,13 @@ constexpr std::size_t kMaxRecord = 64u << 20;
 // How long an aborted session waits for the answer to its close 1001.
 constexpr std::chrono::milliseconds kAbortCloseWait{2000};
 
-std::atomic<int> g_wake_fd{-1};
+std::atomic<console::Input*> g_input{nullptr};
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void on_sigint(int) {
+// Ctrl-C (a signal handler on POSIX): only atomics and Input::wake().
+void on_ctrl_c() {
   g_interrupted = true;
-  const int fd = g_wake_fd.load();
-  if (fd >= 0) {
-    const char b = 'i';
-    [[maybe_unused]] ssize_t n = ::write(fd, &b, 1);
-  }
+  if (console::Input* input = g_input.load()) input->wake();
 }
 
 std::string to_hex(std::string_view data) {
@@ -139,36 +134,6 @@ struct EndState {
   std::string output_error;  // stdout failed (e.g. `| head -1` exited): abort
 };
 
-class WakePipe {
- public:
-  WakePipe() {
-    if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe failed");
-  }
-  ~WakePipe() {
-    ::close(fds_[0]);
-    ::close(fds_[1]);
-  }
-  int read_fd() const { return fds_[0]; }
-  int write_fd() const { return fds_[1]; }
-  void wake() const {
-    const char b = 'w';
-    [[maybe_unused]] ssize_t n = ::write(fds_[1], &b, 1);
-  }
-
- private:
-  int fds_[2] = {-1, -1};
-};
-
-bool write_stdout(std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(STDOUT_FILENO, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 }  // namespace
 
 int run_cat(const CatOptions& o, const std::string& address) {
@@ -181,25 +146,25 @@ int run_cat(const CatOptions& o, const std::string& address) {
   const SessionOptions so = session_options(o);
   const auto timeout =
       std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000.0));
-  const bool interactive = !o.no_prompt && ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+  const bool interactive = !o.no_prompt && console::stdin_and_stdout_are_terminals();
   const char sep = o.null_separated ? '\0' : '\n';
 
   // What the Session's callbacks use is declared before it, so that it outlives the reader
   // thread whichever way this function is left.
-  WakePipe wake;
+  console::Input input;
   EndState end;
   std::unique_ptr<LineEditor> editor;
   // steady_clock ticks of the last received message (for --linger).
   std::atomic<std::chrono::steady_clock::rep> last_activity{0};
-  // SIGPIPE is ignored: a closed stdout is reported by write() and ends the session.
+  // A closed stdout is reported by write_stdout() and ends the session.
   const auto output = [&](std::string_view data) {
-    if (write_stdout(data)) return;
+    if (console::write_stdout(data)) return;
     const int err = errno;
     std::lock_guard<std::mutex> lock(end.mu);
     if (end.output_error.empty()) {
       end.output_error = std::string("writing stdout: ") + std::strerror(err);
     }
-    wake.wake();
+    input.wake();
   };
 
   ClientOptions co;
@@ -219,12 +184,8 @@ int run_cat(const CatOptions& o, const std::string& address) {
     std::fprintf(stderr, "%s; Ctrl-D closes, Ctrl-C aborts\n", info.c_str());
     editor = std::make_unique<LineEditor>("> ");
   }
-  g_wake_fd = wake.write_fd();
-  struct sigaction sa {};
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  g_input = &input;
+  console::on_interrupt(on_ctrl_c);
 
   session->on_message(
       [&](const Message& m) {
@@ -254,7 +215,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
           case Message::Kind::closed: {
             std::lock_guard<std::mutex> lock(end.mu);
             end.closed = m.close;
-            wake.wake();
+            input.wake();
             break;
           }
         }
@@ -263,7 +224,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
         std::lock_guard<std::mutex> lock(end.mu);
         end.ended = true;
         if (e) end.error = *e;
-        wake.wake();
+        input.wake();
       });
 
   const auto finished = [&] {
@@ -289,25 +250,24 @@ int run_cat(const CatOptions& o, const std::string& address) {
 
   try {
     while (!input_done && !finished() && !g_interrupted) {
-      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake.read_fd(), POLLIN, 0}};
       int wait_ms = -1;
       if (ping_period.count() > 0) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             next_ping - std::chrono::steady_clock::now());
         wait_ms = static_cast<int>(std::max<long long>(0, left.count()));
       }
-      const int n = ::poll(fds, 2, wait_ms);
-      if (n < 0 && errno != EINTR) {
-        failure = std::string("poll: ") + std::strerror(errno);
+      const console::Input::Ready ready = input.wait(wait_ms, true);
+      if (ready == console::Input::Ready::error) {
+        failure = std::string("waiting for stdin: ") + std::strerror(errno);
         break;
       }
       if (ping_period.count() > 0 && std::chrono::steady_clock::now() >= next_ping) {
         session->ping();
         next_ping = std::chrono::steady_clock::now() + ping_period;
       }
-      if (n <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (ready != console::Input::Ready::input) continue;
       char buf[65536];
-      const ssize_t got = ::read(STDIN_FILENO, buf, sizeof buf);
+      const long got = input.read(buf, sizeof buf);
       if (got < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
         failure = std::string("reading stdin: ") + std::strerror(errno);
@@ -366,11 +326,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           last + period - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      pollfd fd{wake.read_fd(), POLLIN, 0};
-      if (::poll(&fd, 1, static_cast<int>(left.count())) > 0) {
-        char drain[64];
-        [[maybe_unused]] ssize_t n = ::read(wake.read_fd(), drain, sizeof drain);
-      }
+      input.wait(static_cast<int>(left.count()), false);  // a message or the end wakes it
     }
   }
   interrupted = interrupted || g_interrupted;
@@ -426,7 +382,7 @@ int run_cat(const CatOptions& o, const std::string& address) {
   }
   // Stop the reader thread (it may still print) before the terminal settings are restored.
   session.reset();
-  g_wake_fd = -1;
+  g_input = nullptr;
   return status;
 }
 

@@ -1,21 +1,8 @@
 #include "line_editor.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-
 namespace wsgate::cli {
 
 LineEditor::LineEditor(std::string prompt) : prompt_(std::move(prompt)) {
-  if (tcgetattr(STDIN_FILENO, &saved_) == 0) {
-    termios raw = saved_;
-    // Output processing (OPOST/ONLCR) stays on: "\n" still moves to the start of the next line.
-    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ISIG | IEXTEN);
-    raw.c_iflag &= ~static_cast<tcflag_t>(IXON);  // Ctrl-S/Ctrl-Q are ordinary (ignored) keys
-    raw.c_cc[VMIN] = 1;
-    raw.c_cc[VTIME] = 0;
-    active_ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0;
-  }
   std::lock_guard<std::mutex> lock(mu_);
   redraw_locked();
 }
@@ -24,19 +11,14 @@ LineEditor::~LineEditor() { restore(); }
 
 void LineEditor::restore() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!active_) return;
+  if (!raw_.active()) return;
   write_all("\r\x1b[K");
-  tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_);
-  active_ = false;
+  raw_.restore();
 }
 
 void LineEditor::write_all(std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the terminal is gone: nothing sensible left to show
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
+  // A failure means the terminal is gone: nothing sensible left to show.
+  console::write_stdout(bytes);
 }
 
 void LineEditor::redraw_locked() { write_all("\r\x1b[K" + prompt_ + buffer_); }
@@ -47,7 +29,7 @@ void LineEditor::print_above(std::string_view text) {
   out.append(text);
   out += "\n";
   write_all(out);
-  if (active_) redraw_locked();
+  if (raw_.active()) redraw_locked();
 }
 
 LineEditor::Event LineEditor::feed(char byte, std::string* line) {

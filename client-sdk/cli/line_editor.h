@@ -10,7 +10,7 @@
 // line is end of input; Ctrl-C is an interrupt; escape sequences (arrows, function keys) and
 // other control characters are ignored. No cursor movement or history (out of scope).
 //
-// Lifetime: the constructor switches fd 0 to non-canonical, no-echo, no-signal mode (ISIG off:
+// Lifetime: the constructor switches stdin to raw mode (console.h: non-canonical, no echo, and
 // Ctrl-C arrives as a byte, so the client can abort the session itself); the destructor (or
 // restore()) puts the saved settings back. Construct at most one at a time.
 //
@@ -19,11 +19,11 @@
 #ifndef WSGATE_CLI_LINE_EDITOR_H_
 #define WSGATE_CLI_LINE_EDITOR_H_
 
-#include <termios.h>
-
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include "console.h"
 
 namespace wsgate::cli {
 
@@ -51,8 +51,7 @@ class LineEditor {
   std::string prompt_;
   std::string buffer_;
   int escape_ = 0;  // 0: none; 1: after ESC; 2: inside a CSI/SS3 sequence
-  bool active_ = false;
-  termios saved_{};
+  console::RawMode raw_;  // the terminal's raw mode while active
 };
 
 }  // namespace wsgate::cli

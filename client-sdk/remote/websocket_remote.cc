@@ -45,7 +45,11 @@
 #include "wsgate/client/error.h"
 #include "wsgate/client/protocol_client.h"
 
+#ifdef _WIN32
+#define WSGATE_EXPORT extern "C" __declspec(dllexport)
+#else
 #define WSGATE_EXPORT extern "C" __attribute__((visibility("default")))
+#endif
 
 namespace {
 

@@ -2,7 +2,9 @@
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#ifndef _WIN32
 #include <unistd.h>
+#endif
 
 #include <condition_variable>
 #include <cstdlib>
@@ -13,6 +15,25 @@
 #include "wsgate/v1/admin.grpc.pb.h"
 
 namespace wsgate {
+namespace {
+
+// The daemon's default socket, as wsgated's default_socket_path() (service/daemon/posix/paths.cc,
+// service/daemon/win32/paths.cc) picks it for the same user.
+std::string default_address() {
+#ifdef _WIN32
+  const char* program_data = std::getenv("ProgramData");
+  const std::string base = program_data != nullptr && program_data[0] != '\0' ? program_data : "C:\\ProgramData";
+  return "unix:" + base + "\\wsgate\\run\\wsgated.sock";
+#else
+  if (geteuid() == 0) return "unix:/run/wsgate/wsgated.sock";
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime != nullptr && runtime[0] != '\0')
+    return std::string("unix:") + runtime + "/wsgate/wsgated.sock";
+  return "unix:/tmp/wsgate-" + std::to_string(geteuid()) + "/wsgated.sock";
+#endif
+}
+
+}  // namespace
 
 std::string resolve_address(const std::string& options_address) {
   std::string address = options_address;
@@ -20,13 +41,7 @@ std::string resolve_address(const std::string& options_address) {
     const char* env = std::getenv("WSGATE_ADDRESS");
     if (env != nullptr && env[0] != '\0') address = env;
   }
-  if (address.empty()) {
-    if (geteuid() == 0) return "unix:/run/wsgate/wsgated.sock";
-    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-    if (runtime != nullptr && runtime[0] != '\0')
-      return std::string("unix:") + runtime + "/wsgate/wsgated.sock";
-    return "unix:/tmp/wsgate-" + std::to_string(geteuid()) + "/wsgated.sock";
-  }
+  if (address.empty()) return default_address();
   if (address[0] == '/') address = "unix:" + address;
   return address;
 }

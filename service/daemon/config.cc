@@ -12,8 +12,9 @@
 #include "service/daemon/config.h"
 #include "service/net/destination_policy.h"
 
-#include <arpa/inet.h>
-#include <unistd.h>
+// Asio's portable socket headers (BSD sockets on POSIX, Winsock on Windows): inet_pton and
+// the size of a unix socket path (sockaddr_un_type: sockaddr_un, or Asio's twin on Windows).
+#include <asio/detail/socket_types.hpp>
 
 #include <algorithm>
 #include <array>
@@ -24,8 +25,6 @@
 #include <functional>
 #include <limits>
 #include <string_view>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <toml++/toml.h>
 
@@ -132,9 +131,10 @@ std::string check_log_format(std::string_view v) {
 
 std::string check_unix_socket(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) return "the path contains a NUL character";
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+  constexpr std::size_t kSunPath = sizeof(asio::detail::sockaddr_un_type{}.sun_path);
+  if (path.size() >= kSunPath) {
     return "the path is " + std::to_string(path.size()) + " bytes long; a unix socket path has at most " +
-           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1);
+           std::to_string(kSunPath - 1);
   }
   return {};
 }
@@ -651,12 +651,7 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
 
 }  // namespace
 
-std::string default_socket_path() {
-  if (geteuid() == 0) return "/run/wsgate/wsgated.sock";
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] != '\0') return std::string(runtime) + "/wsgate/wsgated.sock";
-  return "/tmp/wsgate-" + std::to_string(geteuid()) + "/wsgated.sock";
-}
+// default_socket_path(): per platform, in posix/paths.cc and win32/paths.cc.
 
 LoadResult parse_config(const std::string& toml_text, const std::string& source_name) {
   LoadResult result;
@@ -705,13 +700,9 @@ LoadResult load_config_file(const std::string& path) {
     result.error = path + ": cannot read the configuration file: " + std::strerror(err);
     return result;
   };
+  // A directory: fopen fails on Windows, and on POSIX the first fread fails with EISDIR.
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return cannot_read(errno);
-  struct stat st {};
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    std::fclose(f);
-    return cannot_read(EISDIR);
-  }
   std::string text;
   char buf[8192];
   std::size_t n = 0;

@@ -128,7 +128,8 @@ struct Config {
   std::uint32_t io_threads = 1;  // Asio threads (the gRPC library runs its own)
 };
 
-// The default unix socket path for the current user (see ListenConfig::unix_socket).
+// The default unix socket path for the current user (see ListenConfig::unix_socket); on
+// Windows %ProgramData%\wsgate\run\wsgated.sock (posix/paths.cc, win32/paths.cc).
 std::string default_socket_path();
 
 // Parses TOML text into a Config (defaults for absent keys). Unknown keys, wrong types and

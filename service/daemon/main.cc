@@ -7,13 +7,11 @@
 #include <vector>
 
 #include "service/daemon/config.h"
+#include "service/daemon/platform.h"
 #include "service/log/logging.h"
 #include "service/log/redact.h"
 #include "service/daemon/server.h"
-#ifndef _WIN32
-#include "service/daemon/posix/fd_limit.h"
 #include "service/rpc/fd_budget.h"
-#endif
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -128,16 +126,14 @@ int main(int argc, char** argv) {
     print_errors(error);
     return 2;
   }
-#ifndef _WIN32
   // The open-file limit start-up will raise the soft limit to (the hard limit): refuse a
   // max_sessions it cannot hold here already, so --check-config catches it.
   if (std::string error = wsgate::rpc::FdBudget::check_limit(
-          config.limits.max_sessions, posix::reachable_nofile_limit());
+          config.limits.max_sessions, platform::reachable_file_limit());
       !error.empty()) {
     std::fprintf(stderr, "wsgated: %s\n", error.c_str());
     return 2;
   }
-#endif
   if (check_only) {
     for (const std::string& w : env_warnings)
       std::fprintf(stderr, "wsgated: warning: %s\n", w.c_str());

@@ -2,10 +2,6 @@
 // HTTP server for it.
 #include "service/daemon/metrics.h"
 
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +11,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "service/daemon/platform.h"
 #include "service/log/logging.h"
 
 namespace wsgate::daemon {
@@ -88,38 +85,9 @@ class Exposition {
   std::string out_;
 };
 
-std::uint64_t read_status_field(std::string_view field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, field.size(), field) == 0 && line.size() > field.size() && line[field.size()] == ':') {
-      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
-ProcessFigures read_process_figures() {
-  ProcessFigures p;
-  {
-    std::ifstream statm("/proc/self/statm");
-    std::uint64_t size = 0;
-    std::uint64_t resident = 0;
-    if (statm >> size >> resident) resident *= static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    p.resident_bytes = resident;
-  }
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
-    ++p.open_fds;
-  }
-  if (p.open_fds > 0) --p.open_fds;  // the directory iterator's own fd
-  p.threads = read_status_field("Threads");
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) p.max_fds = lim.rlim_cur;
-  return p;
-}
+// read_process_figures(): per platform, in posix/platform.cc and win32/platform.cc.
 
 std::string render_metrics(const MetricsSources& src) {
   Exposition e;
@@ -339,13 +307,14 @@ std::string MetricsServer::listen(const std::string& spec) {
   asio::error_code ec;
   if (spec.rfind("unix:", 0) == 0) {
     const std::string path = spec.substr(5);
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) return "metrics.listen: " + path + " exists and is not a socket";
+    std::error_code fs_ec;
+    const std::filesystem::file_status st = std::filesystem::symlink_status(path, fs_ec);
+    if (!fs_ec && std::filesystem::exists(st)) {
+      if (!platform::is_socket_file(st)) return "metrics.listen: " + path + " exists and is not a socket";
       asio::local::stream_protocol::socket probe(io_);
       probe.connect(asio::local::stream_protocol::endpoint(path), ec);
       if (!ec) return "metrics.listen: another process is already listening on " + path;
-      ::unlink(path.c_str());  // a stale socket from an earlier run
+      std::filesystem::remove(path, fs_ec);  // a stale socket from an earlier run
     }
     auto& acceptor = shared_->local.emplace(shared_->strand);
     acceptor.open(asio::local::stream_protocol(), ec);
@@ -398,7 +367,8 @@ void MetricsServer::close() {
     closed.wait_for(std::chrono::seconds(5));
   }
   if (!unix_path_.empty()) {
-    ::unlink(unix_path_.c_str());
+    std::error_code ec;
+    std::filesystem::remove(unix_path_, ec);
     unix_path_.clear();
   }
 }

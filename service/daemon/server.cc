@@ -6,29 +6,20 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
-#include <filesystem>
+#include <algorithm>
 
-#include "service/log/logging.h"
+#include "service/daemon/local_listener.h"
 #include "service/daemon/memory_trim.h"
 #include "service/daemon/metrics.h"
+#include "service/daemon/platform.h"
+#include "service/log/logging.h"
 #include "service/log/redact.h"
 #ifdef WSGATE_HAVE_GRPC_STD_PROTO
 #include "grpc/health/v1/health.pb.h"
 #include "service/daemon/reflection_v1.h"
 #endif
 #include "service/daemon/posix/sd_notify.h"
-#include "service/daemon/posix/fd_limit.h"
-#include "service/daemon/posix/socket_activation.h"
-#include "service/daemon/posix/socket_dir.h"
-#include "service/daemon/posix/unix_listener.h"
 #include "service/net/destination_policy.h"
 #include "service/rpc/admin_service.h"
 #include "service/rpc/fd_budget.h"
@@ -49,26 +40,6 @@ namespace {
 void protobuf_log_to_debug(google::protobuf::LogLevel, const char* file, int line,
                            const std::string& message) {
   log::logger("rpc")->debug("libprotobuf {}:{}: {}", file, line, message);
-}
-
-// Is something accepting connections on this unix socket path?
-bool socket_in_use(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  const bool in_use = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return in_use;
-}
-
-// The default socket directory without XDG_RUNTIME_DIR (/tmp/wsgate-<uid>) must be private to
-// us (posix/socket_dir.h).
-bool is_private_default(const std::string& path) {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  return ::geteuid() != 0 && (runtime == nullptr || runtime[0] == '\0') &&
-         path == default_socket_path();
 }
 
 // ProtocolComponent identity. On the unix socket a handle belongs to the caller's connection
@@ -106,7 +77,7 @@ grpc::Status authorize_admin(const AdminConfig& admin, const rpc::PeerDirectory&
   auto has = [](const std::vector<std::uint32_t>& v, std::uint32_t x) {
     return std::find(v.begin(), v.end(), x) != v.end();
   };
-  if (info->uid == ::geteuid() || info->uid == 0 || has(admin.allow_uids, info->uid) ||
+  if (platform::is_own_or_root_uid(info->uid) || has(admin.allow_uids, info->uid) ||
       has(admin.allow_gids, info->gid)) {
     return grpc::Status::OK;
   }
@@ -169,10 +140,21 @@ std::string Server::start() {
   auto log = log::logger("daemon");
   for (const std::string& w : warnings(config_)) log->warn("{}", w);
   google::protobuf::SetLogHandler(&protobuf_log_to_debug);
+  // SIGTERM/SIGINT (Windows: console events) stop; SIGHUP reloads (platform.h). Installed
+  // first: a signal sent while starting (the socket accepts connections before start() returns)
+  // waits in signal_io_ for run() instead of killing the process.
+  control_events_ = std::make_unique<platform::ControlEvents>(
+      signal_io_,
+      [this](const std::string& why) {
+        log::logger("daemon")->info("{}: draining", why);
+        signal_io_.stop();
+      },
+      [this](const std::string& why) { reload(why); });
 
   // The usual soft open-file limit (1024) cannot hold the default max_sessions: raise it to the
-  // hard limit, then refuse a max_sessions it still cannot hold (rpc/fd_budget.h).
-  const posix::NofileLimit nofile = posix::raise_nofile_limit();
+  // hard limit, then refuse a max_sessions it still cannot hold (rpc/fd_budget.h). Windows has
+  // no such limit (platform.h).
+  const platform::FileLimit nofile = platform::raise_file_limit();
   if (!nofile.warning.empty()) log->warn("{}", nofile.warning);
   log->info("open-file limit {} (was {})", nofile.soft, nofile.before);
   if (std::string error = rpc::FdBudget::check_limit(config_.limits.max_sessions, nofile.soft);
@@ -190,37 +172,10 @@ std::string Server::start() {
   if (!policy) return "policy: " + policy_error;
   auto shared_policy = std::make_shared<const net::DestinationPolicy>(std::move(*policy));
 
-  // deploy: socket activation. A listening unix socket passed by systemd (wsgated.socket)
-  // replaces listen.unix_socket: its path is reported, nothing is created, removed or chmod-ed
-  // (the .socket unit's SocketMode=/SocketUser= apply). See posix/socket_activation.h.
-  posix::InheritedSocket inherited = posix::take_inherited_unix_socket();
-  if (!inherited.error.empty()) return inherited.error;
-  if (inherited.fd >= 0) config_.listen.unix_socket = inherited.path;
-  // deploy end
-
-  const std::string& path = config_.listen.unix_socket;
-  int listen_fd = inherited.fd;
-  if (inherited.fd < 0) {  // the socket is ours to create
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      return "listen.unix_socket: the path is longer than a unix socket path may be: " + path;
-    }
-    if (std::string error = posix::prepare_socket_directory(path, is_private_default(path));
-        !error.empty()) {
-      return error;
-    }
-    std::error_code ec;
-    if (std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
-      if (socket_in_use(path)) return "another process is already listening on " + path;
-      std::filesystem::remove(path, ec);  // a stale socket from an earlier run
-    }
-    std::string error;
-    listen_fd = posix::bind_unix_socket(path, &error);
-    if (listen_fd < 0) return error;
-    owns_socket_path_ = true;
-    if (::chmod(path.c_str(), static_cast<mode_t>(config_.listen.unix_socket_mode)) != 0) {
-      return "cannot set the mode of " + path + ": " + std::strerror(errno);
-    }
-  }
+  // The local socket (listen.unix_socket): bound or inherited here on POSIX, bound by gRPC on
+  // Windows (local_listener.h).
+  local_listener_ = std::make_unique<LocalListener>();
+  if (std::string error = local_listener_->prepare(config_.listen); !error.empty()) return error;
 
   registry_ = std::make_unique<rpc::SessionRegistry>(config_.limits.max_sessions,
                                                      config_.limits.max_sessions_per_host);
@@ -297,7 +252,8 @@ std::string Server::start() {
       wsgate::v1::Gateway::service_full_name(), wsgate::v1::ProtocolComponent::service_full_name(),
       wsgate::v1::Admin::service_full_name(), "grpc.health.v1.Health",
       "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
-  grpc::ServerBuilder builder;  // unix connections come from unix_listener_, not from gRPC
+  grpc::ServerBuilder builder;  // POSIX: unix connections come from local_listener_, not gRPC
+  local_listener_->add_to(builder);
   int tcp_port = 0;
   if (!config_.listen.tcp.empty()) {
     builder.AddListeningPort(config_.listen.tcp, grpc::InsecureServerCredentials(), &tcp_port);
@@ -323,7 +279,11 @@ std::string Server::start() {
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   grpc_server_ = builder.BuildAndStart();
-  if (!grpc_server_) return "cannot start the gRPC server (see the gRPC log above)";
+  if (!grpc_server_) {
+    return "cannot start the gRPC server on " + local_listener_->description() +
+           (config_.listen.tcp.empty() ? "" : " and tcp " + config_.listen.tcp) +
+           " (see the gRPC log above)";
+  }
   if (!config_.listen.tcp.empty() && tcp_port == 0) {
     return "cannot listen on tcp " + config_.listen.tcp;
   }
@@ -338,14 +298,15 @@ std::string Server::start() {
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
   // The fds open now (gRPC's, the logs', the listening sockets) are the budget's base.
-  fd_budget_->set_base(posix::count_open_fds(64));
+  fd_budget_->set_base(platform::count_open_files(64));
   log->info("fd budget: {} fds in use at start, {} kept in reserve of {}", fd_budget_->in_use(),
             rpc::FdBudget::reserve(nofile.soft), nofile.soft);
   // Accept on the unix socket (ours or systemd's); ping the systemd watchdog on the I/O
   // threads (so the pings stop if they hang); READY=1 once every listener accepts connections.
-  unix_listener_ = std::make_unique<posix::UnixListener>(io_, listen_fd, *grpc_server_, *peers_,
-                                                         *fd_budget_);
-  unix_listener_->start();
+  if (std::string error = local_listener_->start(io_, *grpc_server_, *peers_, *fd_budget_);
+      !error.empty()) {
+    return error;
+  }
   notifier_->start_watchdog(io_);
   // deploy end
   if (!config_.metrics.listen.empty()) {
@@ -365,51 +326,46 @@ std::string Server::start() {
   for (std::uint32_t i = 0; i < config_.io_threads; ++i) {
     io_threads_.emplace_back([this] { io_.run(); });
   }
-  log->info("wsgated listening on unix:{} (mode {:o}){}", path, config_.listen.unix_socket_mode,
+  log->info("wsgated listening on {}{}", local_listener_->description(),
             config_.listen.tcp.empty() ? std::string()
                                        : " and tcp " + config_.listen.tcp);
   return "";
 }
 
 int Server::run() {
-  asio::signal_set signals(signal_io_, SIGTERM, SIGINT, SIGHUP);
-  std::function<void(const asio::error_code&, int)> on_signal =
-      [&](const asio::error_code& ec, int signal) {
-        if (ec) return;
-        if (signal == SIGHUP) {
-          log::reopen_logs();
-          if (!config_path_.empty()) {
-            LoadResult reloaded = load_config_file(config_path_);
-            std::string invalid;
-            if (reloaded.config) invalid = validate(*reloaded.config);
-            if (reloaded.config && invalid.empty()) {
-              // A --log-level flag (kept in config_) wins over the file.
-              const std::string level =
-                  level_flag_.empty() ? reloaded.config->log.level : level_flag_;
-              log::set_log_level(level);
-              log::set_redaction({reloaded.config->log.redact, reloaded.config->log.redact_subprotocols});
-              log::logger("daemon")->info("SIGHUP: logs reopened, log level {}", level);
-            } else if (reloaded.config) {
-              log::logger("daemon")->error("SIGHUP: configuration not reloaded: {}", invalid);
-            } else {
-              log::logger("daemon")->error("SIGHUP: configuration not reloaded: {}", reloaded.error);
-            }
-          } else {
-            log::logger("daemon")->info("SIGHUP: logs reopened");
-          }
-          signals.async_wait(on_signal);
-          return;
-        }
-        log::logger("daemon")->info("signal {}: draining", signal);
-        signal_io_.stop();
-      };
-  signals.async_wait(on_signal);
   // deploy: systemd READY=1 here, not at the end of start(): the listeners are up and, from
   // now on, SIGTERM drains instead of killing the process (the signal_set holds the signals).
   notifier_->ready("listening on unix:" + config_.listen.unix_socket);
   signal_io_.run();
   drain_and_stop();
+  control_events_.reset();  // after the drain (a console-close event on Windows waits for it)
   return 0;
+}
+
+void Server::reload(const std::string& why) {
+  log::reopen_logs();
+  if (config_path_.empty()) {
+    log::logger("daemon")->info("{}: logs reopened", why);
+    return;
+  }
+  LoadResult reloaded = load_config_file(config_path_);
+  std::string invalid;
+  if (reloaded.config) invalid = validate(*reloaded.config);
+  if (reloaded.config && invalid.empty()) {
+    // A --log-level flag (kept in config_) wins over the file.
+    const std::string level = level_flag_.empty() ? reloaded.config->log.level : level_flag_;
+    log::set_log_level(level);
+    log::set_redaction({reloaded.config->log.redact, reloaded.config->log.redact_subprotocols});
+    log::logger("daemon")->info("{}: logs reopened, log level {}", why, level);
+  } else if (reloaded.config) {
+    log::logger("daemon")->error("{}: configuration not reloaded: {}", why, invalid);
+  } else {
+    log::logger("daemon")->error("{}: configuration not reloaded: {}", why, reloaded.error);
+  }
+}
+
+void Server::request_reload(std::string why) {
+  asio::post(signal_io_, [this, why = std::move(why)] { reload(why); });
 }
 
 void Server::set_log_level_override(std::string level) { level_flag_ = std::move(level); }
@@ -437,7 +393,7 @@ void Server::drain_and_stop() {
   }
   // Clients that connect while draining were still accepted: they learn NOT_SERVING and get
   // "shutdown" for new sessions instead of waiting in the backlog. Now no new connections.
-  if (unix_listener_) unix_listener_->close();
+  if (local_listener_) local_listener_->close();
   if (metrics_) metrics_->close();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   grpc_server_->Wait();
@@ -445,9 +401,7 @@ void Server::drain_and_stop() {
   io_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
-  std::error_code ec;
-  // An inherited socket's path belongs to systemd, which still listens on it.
-  if (owns_socket_path_) std::filesystem::remove(config_.listen.unix_socket, ec);
+  local_listener_->remove_path();  // unless systemd's (it still listens on it)
   log->info("wsgated stopped");
   spdlog::default_logger()->flush();
 }

@@ -5,6 +5,9 @@
 //                     gone or timeouts.drain_ms passes, stop the gRPC server, exit 0.
 //   SIGHUP:           reopen the log file (rotation) and re-read log.level and the redaction
 //                     settings (log.redact, log.redact_subprotocols) from the config file.
+// On Windows the console's Ctrl+C/Ctrl+Break/close stop, and the service's STOP and
+// PARAMCHANGE controls call request_shutdown() and request_reload() (platform.h,
+// win32/service.h).
 //
 // Object lifetime: one per process, created by main(), destroyed after run() returns.
 // Thread safety: start() and run() are called from the main thread; request_shutdown() from
@@ -34,10 +37,9 @@ class FdBudget;
 class PeerDirectory;
 }  // namespace wsgate::rpc
 
-// deploy: systemd notify protocol and socket activation (service/daemon/posix/).
+// deploy: systemd notify protocol (service/daemon/posix/).
 namespace wsgate::daemon::posix {
 class SystemdNotifier;
-class UnixListener;
 }  // namespace wsgate::daemon::posix
 
 namespace wsgate::daemon {
@@ -45,6 +47,10 @@ class MetricsServer;
 struct GrpcCallCounter;
 
 class MemoryTrimmer;
+class LocalListener;
+namespace platform {
+class ControlEvents;
+}
 
 class Server {
  public:
@@ -59,6 +65,9 @@ class Server {
   int run();
 
   void request_shutdown();
+  // What SIGHUP does (reopen the logs, re-read the reloadable settings), from any thread;
+  // `why` names the request in the log.
+  void request_reload(std::string why);
 
   // The --log-level flag, if given: SIGHUP keeps it instead of the file's log.level.
   void set_log_level_override(std::string level);
@@ -67,6 +76,7 @@ class Server {
 
  private:
   void drain_and_stop();
+  void reload(const std::string& why);  // on signal_io_'s thread
 
   Config config_;
   std::string config_path_;
@@ -75,6 +85,10 @@ class Server {
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   asio::io_context signal_io_;  // signals, on the main thread
+  // SIGTERM/SIGINT/SIGHUP (Windows: console events) on signal_io_: from the start of start(),
+  // so that a signal sent while starting is queued rather than fatal; reset in run() after the
+  // drain.
+  std::unique_ptr<platform::ControlEvents> control_events_;
   std::unique_ptr<rpc::SessionRegistry> registry_;
   std::unique_ptr<rpc::ProtocolComponentService> protocol_component_;
   std::unique_ptr<rpc::GatewayService> gateway_;
@@ -84,12 +98,11 @@ class Server {
   std::unique_ptr<rpc::AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::atomic<bool> stopping_{false};
-  bool owns_socket_path_ = false;  // we bound listen.unix_socket (not inherited): remove it
   // deploy: READY=1/STOPPING=1/WATCHDOG=1 to systemd (no-ops without NOTIFY_SOCKET), and the
-  // acceptor of the unix socket (ours, or inherited from wsgated.socket).
+  // local socket (local_listener.h: ours, or inherited from wsgated.socket).
   // Declared after io_ so that they are destroyed before it (both hold Asio objects of io_).
   std::unique_ptr<posix::SystemdNotifier> notifier_;
-  std::unique_ptr<posix::UnixListener> unix_listener_;
+  std::unique_ptr<LocalListener> local_listener_;
   // Polls registry_ (so declared after it, destroyed before it); null when turned off.
   std::unique_ptr<MemoryTrimmer> memory_trimmer_;
   // gRPC calls (counted by a server interceptor) and the metrics endpoint (on io_,

@@ -1,7 +1,9 @@
 #include "service/net/connector.h"
 
+#ifndef _WIN32
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <utility>
@@ -25,12 +27,16 @@ bool out_of_fds(const asio::error_code& ec) {
   if (ec == asio::error::no_descriptors || is_errno(ec, ENFILE)) {
     return true;
   }
+#ifdef _WIN32
+  return false;  // no per-process limit on sockets (WSAEMFILE is no_descriptors, above)
+#else
   const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (probe >= 0) {
     ::close(probe);
     return false;
   }
   return errno == EMFILE || errno == ENFILE;
+#endif
 }
 
 std::string address_text(const asio::ip::tcp::endpoint& ep) {

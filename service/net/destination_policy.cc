@@ -3,12 +3,14 @@
 #include "service/net/url.h"
 #include "service/ws/ascii.h"
 
-#include <arpa/inet.h>
+// inet_pton/inet_ntop, in_addr: BSD sockets, or Winsock on Windows.
+#include <asio/detail/socket_types.hpp>
+#ifndef _WIN32
 #include <fnmatch.h>
-#include <netinet/in.h>
-#include <stdlib.h>
+#endif
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -108,7 +110,11 @@ bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix)
 
 bool matches_any(const std::vector<std::string>& patterns, const std::string& path) {
   for (const std::string& p : patterns) {
+#ifdef _WIN32
+    if (p == path) return true;  // no fnmatch(): exact paths only (Windows, not run: docs)
+#else
     if (::fnmatch(p.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+#endif
   }
   return false;
 }
@@ -144,9 +150,10 @@ std::string DestinationPolicy::check_unix_socket(const std::string& path) const 
   if (std::string why = check_unix_socket_path(path); !why.empty()) return why;
   // The socket the kernel will reach: a symlink is followed by connect(), so its target must be
   // allowed too. A path that does not exist (yet) fails at the connect.
-  std::unique_ptr<char, decltype(&::free)> resolved(::realpath(path.c_str(), nullptr), &::free);
-  if (resolved && path != resolved.get()) {
-    if (std::string why = check_unix_socket_path(resolved.get()); !why.empty()) {
+  std::error_code missing;
+  const std::string resolved = std::filesystem::canonical(path, missing).string();
+  if (!missing && path != resolved) {
+    if (std::string why = check_unix_socket_path(resolved); !why.empty()) {
       return why + " (" + printable(path) + " is a symlink to it)";
     }
   }

@@ -36,7 +36,7 @@
 // place any socket there anyway.) The host, address and port rules do not apply to them.
 #pragma once
 
-#include <sys/socket.h>
+#include <asio/detail/socket_types.hpp>  // sockaddr: BSD sockets, or Winsock on Windows
 
 #include <array>
 #include <cstdint>

@@ -1,7 +1,7 @@
 #include "service/net/url.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// inet_pton/inet_ntop, in_addr: BSD sockets, or Winsock on Windows.
+#include <asio/detail/socket_types.hpp>
 
 #include <algorithm>
 #include <string>

@@ -1,10 +1,12 @@
 #include "service/rpc/peer_directory.h"
 
+#ifndef _WIN32
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +15,19 @@
 
 namespace wsgate::rpc {
 
+#ifdef _WIN32
+// Windows has no SO_PEERCRED, and gRPC accepts the local connections itself there
+// (service/daemon/local_listener.h): nothing is ever added, so find() knows no peer and the
+// callers apply their rule for peers without credentials (as for TCP).
+PeerDirectory::PeerDirectory(RetireCallback on_retire) : on_retire_(std::move(on_retire)) {}
+
+PeerDirectory::~PeerDirectory() = default;
+
+std::optional<PeerInfo> PeerDirectory::add(int /*fd*/, std::string* error) {
+  *error = "no peer credentials on Windows";
+  return std::nullopt;
+}
+#else
 PeerDirectory::PeerDirectory(RetireCallback on_retire) : on_retire_(std::move(on_retire)) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -83,6 +98,8 @@ std::optional<PeerInfo> PeerDirectory::add(int fd, std::string* error) {
   return entry.info;
 }
 
+#endif  // _WIN32
+
 std::optional<PeerInfo> PeerDirectory::find(const std::string& peer) const {
   if (peer.rfind("fd:", 0) != 0) return std::nullopt;
   int fd = -1;
@@ -104,6 +121,7 @@ std::size_t PeerDirectory::size() const {
   return entries_.size();
 }
 
+#ifndef _WIN32  // the rest watches fds (never called on Windows: nothing is added there)
 std::optional<PeerDirectory::Entry> PeerDirectory::take_locked(std::uint64_t id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
@@ -139,5 +157,7 @@ void PeerDirectory::watch_loop() {
     for (const Entry& e : gone) retire(e);
   }
 }
+
+#endif  // !_WIN32
 
 }  // namespace wsgate::rpc

@@ -25,8 +25,6 @@
 // the callback must not call back into add().
 #pragma once
 
-#include <sys/types.h>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -40,9 +38,11 @@ namespace wsgate::rpc {
 
 struct PeerInfo {
   std::uint64_t connection_id = 0;  // unique for the daemon's life, from 1
-  uid_t uid = 0;
-  gid_t gid = 0;
-  pid_t pid = 0;
+  // The kernel's uid_t, gid_t and pid_t (32 bits on Linux), as fixed-width types that exist on
+  // Windows too (where nothing is ever registered: see add()).
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::int32_t pid = 0;
 };
 
 class PeerDirectory {

@@ -15,6 +15,7 @@
 
 #include "service/log/logging.h"
 #include "service/daemon/server.h"
+#include "service/daemon/win32/paths.h"
 
 namespace wsgate::daemon::win32 {
 namespace {
@@ -43,7 +44,8 @@ void report(DWORD state, DWORD win32_exit = NO_ERROR, DWORD wait_hint_ms = 0,
   s.dwWaitHint = wait_hint_ms;
   s.dwControlsAccepted =
       state == SERVICE_RUNNING
-          ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN
+          ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN |
+                SERVICE_ACCEPT_PARAMCHANGE
           : 0;
   const bool pending = state == SERVICE_START_PENDING || state == SERVICE_STOP_PENDING;
   s.dwCheckPoint = pending ? s.dwCheckPoint + 1 : 0;
@@ -60,6 +62,13 @@ DWORD WINAPI control_handler(DWORD control, DWORD /*event_type*/, LPVOID /*event
       report(SERVICE_STOP_PENDING, NO_ERROR, g_state->config.timeouts.drain_ms + 5000);
       std::lock_guard lock(g_state->server_mutex);
       if (g_state->server) g_state->server->request_shutdown();  // only posts to its loop
+      return NO_ERROR;
+    }
+    case SERVICE_CONTROL_PARAMCHANGE: {
+      // `sc.exe control wsgated paramchange`: what SIGHUP does on POSIX (log file reopened,
+      // log.level and the redaction settings re-read).
+      std::lock_guard lock(g_state->server_mutex);
+      if (g_state->server) g_state->server->request_reload("PARAMCHANGE");  // posts to its loop
       return NO_ERROR;
     }
     case SERVICE_CONTROL_INTERROGATE: {
@@ -121,9 +130,7 @@ void WINAPI service_main(DWORD /*argc*/, LPWSTR* /*argv*/) {
 }  // namespace
 
 std::string default_service_log_file() {
-  const char* program_data = std::getenv("ProgramData");
-  std::filesystem::path base = program_data && *program_data ? program_data : "C:\\ProgramData";
-  return (base / "wsgate" / "logs" / "wsgated.log").string();
+  return (program_data_dir() / "logs" / "wsgated.log").string();
 }
 
 int run_service(const Config& config, const std::string& config_path) {

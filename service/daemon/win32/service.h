@@ -6,6 +6,8 @@
 //       -> Server::request_shutdown(): the same drain as SIGTERM on POSIX (sessions closed with
 //          1001, at most timeouts.drain_ms), reported as SERVICE_STOP_PENDING with a wait hint
 //          of drain_ms + 5 s.
+//   SERVICE_CONTROL_PARAMCHANGE -> Server::request_reload(): what SIGHUP does on POSIX (reopen
+//          the log file, re-read log.level and the redaction settings).
 //   SERVICE_CONTROL_INTERROGATE -> the current status again.
 //
 // Logs: a service has no console, so when log.file is empty the log goes to

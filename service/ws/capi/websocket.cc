@@ -14,6 +14,13 @@
 
 namespace ws = wsgate::ws;
 
+// The 13 functions are the library's only exports (everything else is hidden).
+#ifdef _WIN32
+#define WSGATE_CAPI_EXPORT __declspec(dllexport)
+#else
+#define WSGATE_CAPI_EXPORT __attribute__((visibility("default")))
+#endif
+
 // The engine's value types are the C types, byte for byte: conversions are casts, not copies.
 static_assert(sizeof(WEB_SOCKET_HTTP_HEADER) == sizeof(ws::HttpHeader));
 static_assert(offsetof(WEB_SOCKET_HTTP_HEADER, pcValue) == offsetof(ws::HttpHeader, value));
@@ -55,6 +62,25 @@ HRESULT to_hresult(ws::Result r) {
   return static_cast<HRESULT>(ws::numeric_value(r, numeric_table()));
 }
 
+// ULONG is std::uint32_t here but `unsigned long` on Windows (32 bits too, another type): the
+// engine's std::uint32_t* parameters get a copy of an in/out ULONG, written back after the call
+// (a full expression: `U32(p).get()` lives until the engine call has returned).
+class U32 {
+ public:
+  explicit U32(ULONG* p) : p_(p), value_(p != nullptr ? static_cast<std::uint32_t>(*p) : 0) {}
+  ~U32() {
+    if (p_ != nullptr) *p_ = value_;
+  }
+  U32(const U32&) = delete;
+  U32& operator=(const U32&) = delete;
+  std::uint32_t* get() { return p_ != nullptr ? &value_ : nullptr; }
+
+ private:
+  ULONG* p_;
+  std::uint32_t value_;
+};
+static_assert(sizeof(ULONG) == sizeof(std::uint32_t));
+
 std::uint64_t id_of(WEB_SOCKET_HANDLE h) { return reinterpret_cast<std::uintptr_t>(h); }
 
 HRESULT create(ws::Role role, const PWEB_SOCKET_PROPERTY properties, ULONG count,
@@ -81,19 +107,19 @@ HRESULT call(WEB_SOCKET_HANDLE h, Fn&& fn) {
 
 extern "C" {
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketCreateClientHandle(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketCreateClientHandle(
     const PWEB_SOCKET_PROPERTY pProperties, ULONG ulPropertyCount,
     WEB_SOCKET_HANDLE* phWebSocket) {
   return create(ws::Role::client, pProperties, ulPropertyCount, phWebSocket);
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketCreateServerHandle(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketCreateServerHandle(
     const PWEB_SOCKET_PROPERTY pProperties, ULONG ulPropertyCount,
     WEB_SOCKET_HANDLE* phWebSocket) {
   return create(ws::Role::server, pProperties, ulPropertyCount, phWebSocket);
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketBeginClientHandshake(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketBeginClientHandshake(
     WEB_SOCKET_HANDLE hWebSocket, PCSTR* pszSubprotocols, ULONG ulSubprotocolCount,
     PCSTR* pszExtensions, ULONG ulExtensionCount, const PWEB_SOCKET_HTTP_HEADER pInitialHeaders,
     ULONG ulInitialHeaderCount, PWEB_SOCKET_HTTP_HEADER* pAdditionalHeaders,
@@ -102,22 +128,23 @@ __attribute__((visibility("default"))) HRESULT WINAPI WebSocketBeginClientHandsh
     return h.begin_client_handshake(
         pszSubprotocols, ulSubprotocolCount, pszExtensions, ulExtensionCount,
         reinterpret_cast<const ws::HttpHeader*>(pInitialHeaders), ulInitialHeaderCount,
-        reinterpret_cast<ws::HttpHeader**>(pAdditionalHeaders), pulAdditionalHeaderCount);
+        reinterpret_cast<ws::HttpHeader**>(pAdditionalHeaders), U32(pulAdditionalHeaderCount).get());
   });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketEndClientHandshake(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketEndClientHandshake(
     WEB_SOCKET_HANDLE hWebSocket, const PWEB_SOCKET_HTTP_HEADER pResponseHeaders,
     ULONG ulReponseHeaderCount, ULONG* pulSelectedExtensions, ULONG* pulSelectedExtensionCount,
     ULONG* pulSelectedSubprotocol) {
   return call(hWebSocket, [&](ws::ProtocolHandle& h) {
     return h.end_client_handshake(reinterpret_cast<const ws::HttpHeader*>(pResponseHeaders),
-                                  ulReponseHeaderCount, pulSelectedExtensions,
-                                  pulSelectedExtensionCount, pulSelectedSubprotocol);
+                                  ulReponseHeaderCount, U32(pulSelectedExtensions).get(),
+                                  U32(pulSelectedExtensionCount).get(),
+                                  U32(pulSelectedSubprotocol).get());
   });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketBeginServerHandshake(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketBeginServerHandshake(
     WEB_SOCKET_HANDLE hWebSocket, PCSTR pszSubprotocolSelected, PCSTR* pszExtensionSelected,
     ULONG ulExtensionSelectedCount, const PWEB_SOCKET_HTTP_HEADER pRequestHeaders,
     ULONG ulRequestHeaderCount, PWEB_SOCKET_HTTP_HEADER* pResponseHeaders,
@@ -126,16 +153,16 @@ __attribute__((visibility("default"))) HRESULT WINAPI WebSocketBeginServerHandsh
     return h.begin_server_handshake(
         pszSubprotocolSelected, pszExtensionSelected, ulExtensionSelectedCount,
         reinterpret_cast<const ws::HttpHeader*>(pRequestHeaders), ulRequestHeaderCount,
-        reinterpret_cast<ws::HttpHeader**>(pResponseHeaders), pulResponseHeaderCount);
+        reinterpret_cast<ws::HttpHeader**>(pResponseHeaders), U32(pulResponseHeaderCount).get());
   });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI
+WSGATE_CAPI_EXPORT HRESULT WINAPI
 WebSocketEndServerHandshake(WEB_SOCKET_HANDLE hWebSocket) {
   return call(hWebSocket, [](ws::ProtocolHandle& h) { return h.end_server_handshake(); });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketSend(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketSend(
     WEB_SOCKET_HANDLE hWebSocket, WEB_SOCKET_BUFFER_TYPE BufferType, WEB_SOCKET_BUFFER* pBuffer,
     PVOID Context) {
   return call(hWebSocket, [&](ws::ProtocolHandle& h) {
@@ -144,46 +171,46 @@ __attribute__((visibility("default"))) HRESULT WINAPI WebSocketSend(
   });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketReceive(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketReceive(
     WEB_SOCKET_HANDLE hWebSocket, WEB_SOCKET_BUFFER* pBuffer, PVOID pvContext) {
   return call(hWebSocket, [&](ws::ProtocolHandle& h) {
     return h.receive(reinterpret_cast<const ws::Buffer*>(pBuffer), pvContext);
   });
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketGetAction(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketGetAction(
     WEB_SOCKET_HANDLE hWebSocket, WEB_SOCKET_ACTION_QUEUE eActionQueue,
     WEB_SOCKET_BUFFER* pDataBuffers, ULONG* pulDataBufferCount, WEB_SOCKET_ACTION* pAction,
     WEB_SOCKET_BUFFER_TYPE* pBufferType, PVOID* pvApplicationContext, PVOID* pvActionContext) {
   return call(hWebSocket, [&](ws::ProtocolHandle& h) {
     return h.get_action(static_cast<ws::ActionQueue>(eActionQueue),
-                        reinterpret_cast<ws::Buffer*>(pDataBuffers), pulDataBufferCount,
+                        reinterpret_cast<ws::Buffer*>(pDataBuffers), U32(pulDataBufferCount).get(),
                         reinterpret_cast<ws::Action*>(pAction),
                         reinterpret_cast<ws::BufferType*>(pBufferType), pvApplicationContext,
                         pvActionContext);
   });
 }
 
-__attribute__((visibility("default"))) VOID WINAPI WebSocketCompleteAction(
+WSGATE_CAPI_EXPORT VOID WINAPI WebSocketCompleteAction(
     WEB_SOCKET_HANDLE hWebSocket, PVOID pvActionContext, ULONG ulBytesTransferred) {
   table().with(id_of(hWebSocket), [&](ws::ProtocolHandle& h) {
     h.complete_action(pvActionContext, ulBytesTransferred);
   });
 }
 
-__attribute__((visibility("default"))) VOID WINAPI WebSocketAbortHandle(WEB_SOCKET_HANDLE hWebSocket) {
+WSGATE_CAPI_EXPORT VOID WINAPI WebSocketAbortHandle(WEB_SOCKET_HANDLE hWebSocket) {
   table().with(id_of(hWebSocket), [](ws::ProtocolHandle& h) { h.abort(); });
 }
 
-__attribute__((visibility("default"))) VOID WINAPI
+WSGATE_CAPI_EXPORT VOID WINAPI
 WebSocketDeleteHandle(WEB_SOCKET_HANDLE hWebSocket) {
   table().erase(id_of(hWebSocket));
 }
 
-__attribute__((visibility("default"))) HRESULT WINAPI WebSocketGetGlobalProperty(
+WSGATE_CAPI_EXPORT HRESULT WINAPI WebSocketGetGlobalProperty(
     WEB_SOCKET_PROPERTY_TYPE eType, PVOID pvValue, ULONG* ulSize) {
   return to_hresult(
-      ws::get_global_property(static_cast<ws::PropertyType>(eType), pvValue, ulSize));
+      ws::get_global_property(static_cast<ws::PropertyType>(eType), pvValue, U32(ulSize).get()));
 }
 
 }  // extern "C"
