@@ -251,7 +251,8 @@ std::optional<NoProxy> NoProxy::parse(std::string_view list, std::string* error)
         if (e.port == 0) return std::nullopt;
       }
     } else if (const std::size_t colon = item.find(':');
-               colon != std::string_view::npos && item.find(':', colon + 1) == std::string_view::npos) {
+               colon != std::string_view::npos &&
+               item.find(':', colon + 1) == std::string_view::npos) {
       host = item.substr(0, colon);
       e.port = parse_port(item.substr(colon + 1), item, &why);
       if (e.port == 0) return std::nullopt;
@@ -433,8 +434,9 @@ ConnectReply parse_connect_reply(const char* data, std::size_t size, std::size_t
     out.kind = ConnectReply::Kind::established;
     return out;
   }
-  out.kind = out.http_status == 407 ? ConnectReply::Kind::auth_required
-                                    : ConnectReply::Kind::refused;
+  // 407 asks for credentials; some proxies (tinyproxy) answer wrong ones with 401.
+  out.kind = out.http_status == 407 || out.http_status == 401 ? ConnectReply::Kind::auth_required
+                                                              : ConnectReply::Kind::refused;
   out.message = std::to_string(out.http_status) + " " + quote(head.head.reason);
   out.headers = std::move(head.head.headers);
   return out;

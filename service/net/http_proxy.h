@@ -143,7 +143,7 @@ struct ConnectReply {
   enum class Kind {
     need_more,      // the head is not complete yet: read more, call again with all bytes
     established,    // 2xx: the tunnel is open
-    auth_required,  // 407
+    auth_required,  // 407, or 401 (how some proxies, tinyproxy among them, refuse credentials)
     refused,        // any other status
     invalid,        // not an HTTP answer, too long, or bytes after a 2xx head
   };

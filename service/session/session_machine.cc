@@ -54,6 +54,10 @@ const char* to_string(Cause cause) {
     case Cause::close_timeout: return "close_timeout";
     case Cause::shutdown: return "shutdown";
     case Cause::fd_limit: return "fd_limit";
+    case Cause::proxy_refused: return "proxy_refused";
+    case Cause::proxy_auth_required: return "proxy_auth_required";
+    case Cause::proxy_connect_failed: return "proxy_connect_failed";
+    case Cause::proxy_timeout: return "proxy_timeout";
   }
   return "unknown";
 }
@@ -93,6 +97,11 @@ Actions SessionMachine::start(TimePoint now) {
   phase_ = Phase::connecting;
   started_at_ = now;
   arm(now + settings_.connect_timeout);
+  return take();
+}
+
+Actions SessionMachine::tunnel_requested(TimePoint) {
+  if (phase_ == Phase::connecting) tunnel_requested_ = true;
   return take();
 }
 
@@ -382,6 +391,17 @@ Actions SessionMachine::timer_fired(TimePoint now) {
   deadline_.reset();
   switch (phase_) {
     case Phase::connecting:
+      if (!settings_.proxy_name.empty()) {
+        const std::string target =
+            settings_.url.host + ":" + std::to_string(settings_.url.port);
+        fail({Cause::proxy_timeout,
+              tunnel_requested_
+                  ? "the HTTP proxy " + settings_.proxy_name + " did not answer CONNECT " + target +
+                        " within " + ms(settings_.connect_timeout)
+                  : "no connection to the HTTP proxy " + settings_.proxy_name + " within " +
+                        ms(settings_.connect_timeout)});
+        break;
+      }
       fail({Cause::connect_timeout, "no connection to " + settings_.url.host + ":" +
                                         std::to_string(settings_.url.port) + " within " +
                                         ms(settings_.connect_timeout)});

@@ -243,7 +243,8 @@ TEST(ProxySelector, EnvironmentBySchemeWithAllProxyFallback) {
 
 TEST(ProxySelector, ConfigurationWinsAndCanIgnoreTheEnvironment) {
   const ProxyEnvironment env = environment(
-      {{"https_proxy", "http://env:1"}, {"http_proxy", "http://env:1"}, {"no_proxy", "example.com"}});
+      {{"https_proxy", "http://env:1"}, {"http_proxy", "http://env:1"},
+       {"no_proxy", "example.com"}});
   ProxyRules rules;
   rules.url = "http://u:p@conf:3128";
   auto s = selector(rules, env);
@@ -336,6 +337,9 @@ TEST(ConnectReply, RefusalsCarryTheStatus) {
   EXPECT_EQ(r.message, "407 \"Proxy Authentication Required\"");
   ASSERT_FALSE(r.headers.empty());
   EXPECT_EQ(r.headers[0].first, "Proxy-Authenticate");
+
+  // tinyproxy answers wrong credentials with 401.
+  EXPECT_EQ(reply("HTTP/1.1 401 Unauthorized\r\n\r\n").kind, ConnectReply::Kind::auth_required);
 
   r = reply("HTTP/1.1 403 Forbidden\r\n\r\n<html>...");
   EXPECT_EQ(r.kind, ConnectReply::Kind::refused);
