@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <openssl/err.h>
@@ -91,17 +92,38 @@ void UpstreamConnection::start() {
                          self->machine_.transport_failed({Cause::destination_denied, reason}));
       }
     }
+    if (self->options_.proxy && self->options_.policy) {
+      // The proxy resolves a name; an IP-literal target is judged here. A proxy the session
+      // named passes the policy like any destination.
+      std::string reason;
+      asio::error_code not_literal;
+      const asio::ip::address target = asio::ip::make_address(url.host, not_literal);
+      if (!not_literal) {
+        reason = self->options_.policy->check_address(
+            asio::ip::tcp::endpoint(target, url.port).data());
+      }
+      if (reason.empty() && self->options_.proxy->check_policy) {
+        reason = self->options_.policy->check_host(self->dial_host(), self->dial_port());
+        if (!reason.empty()) reason = "the proxy: " + reason;
+      }
+      if (!reason.empty()) {
+        return self->run(lock,
+                         self->machine_.transport_failed({Cause::destination_denied, reason}));
+      }
+    }
+    const std::string& host = self->dial_host();
+    const std::uint16_t port = self->dial_port();
     asio::error_code literal_error;
-    const asio::ip::address literal = asio::ip::make_address(url.host, literal_error);
+    const asio::ip::address literal = asio::ip::make_address(host, literal_error);
     if (!literal_error) {
       // An IP literal needs no resolver (whose work runs on a thread of its own).
       auto results = asio::ip::tcp::resolver::results_type::create(
-          asio::ip::tcp::endpoint(literal, url.port), url.host, std::to_string(url.port));
+          asio::ip::tcp::endpoint(literal, port), host, std::to_string(port));
       lock.unlock();
       return self->on_resolved({}, std::move(results));
     }
     self->resolver_.async_resolve(
-        url.host, std::to_string(url.port),
+        host, std::to_string(port),
         [self](const asio::error_code& ec, asio::ip::tcp::resolver::results_type results) {
           self->on_resolved(ec, std::move(results));
         });
@@ -112,19 +134,23 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
                                      asio::ip::tcp::resolver::results_type results) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
+  const bool proxied = options_.proxy.has_value();
   if (ec) {
-    const Cause cause = out_of_fds(ec) ? Cause::fd_limit : Cause::dns_failure;
+    const Cause cause = out_of_fds(ec) ? Cause::fd_limit
+                        : proxied      ? Cause::proxy_connect_failed
+                                       : Cause::dns_failure;
     return run(lock, machine_.transport_failed(
-        {cause, "cannot resolve " + options_.url.host + ": " + ec.message()}));
+        {cause, "cannot resolve " + std::string(proxied ? "the HTTP proxy " : "") + dial_host() +
+                    ": " + ec.message()}));
   }
   std::vector<asio::ip::tcp::endpoint> allowed;
   std::string denied_reason;
   for (const auto& entry : results) {
     const asio::ip::tcp::endpoint& ep = entry.endpoint();
-    if (options_.policy) {
+    if (options_.policy && (!proxied || options_.proxy->check_policy)) {
       std::string reason = options_.policy->check_address(ep.data());
       if (!reason.empty()) {
-        if (denied_reason.empty()) denied_reason = reason;
+        if (denied_reason.empty()) denied_reason = (proxied ? "the proxy: " : "") + reason;
         continue;
       }
     }
@@ -135,7 +161,8 @@ void UpstreamConnection::on_resolved(const asio::error_code& ec,
       return run(lock, machine_.transport_failed({Cause::destination_denied, denied_reason}));
     }
     return run(lock, machine_.transport_failed(
-                         {Cause::dns_failure, "no address for " + options_.url.host}));
+                         {proxied ? Cause::proxy_connect_failed : Cause::dns_failure,
+                          "no address for " + dial_host()}));
   }
   asio::async_connect(socket_, allowed,
                       [self = shared_from_this()](const asio::error_code& error,
@@ -151,14 +178,18 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
   if (ec) {
     // operation_aborted here is not ours (a finished machine returned above): Asio's range
     // connect reports it when it cannot open a socket.
-    const Cause cause = ec == asio::error::connection_refused ? Cause::connection_refused
-                        : out_of_fds(ec)                      ? Cause::fd_limit
-                                                              : Cause::network_error;
+    const bool proxied = options_.proxy.has_value();
+    const Cause cause =
+        ec == asio::error::connection_refused
+            ? (proxied ? Cause::proxy_connect_failed : Cause::connection_refused)
+        : out_of_fds(ec) ? Cause::fd_limit
+        : proxied        ? Cause::proxy_connect_failed
+                         : Cause::network_error;
     return run(lock, machine_.transport_failed(
-        {cause, "cannot connect to " + options_.url.host + ":" +
-                    std::to_string(options_.url.port) + ": " + ec.message()}));
+        {cause, "cannot connect to " + std::string(proxied ? "the HTTP proxy " : "") +
+                    dial_host() + ":" + std::to_string(dial_port()) + ": " + ec.message()}));
   }
-  if (options_.admit_address) {
+  if (options_.admit_address && !options_.proxy) {
     std::string refused = options_.admit_address(endpoint.address());
     if (!refused.empty()) {
       return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
@@ -166,6 +197,11 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
   }
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (options_.proxy) return start_tunnel(lock);
+  stream_connected(lock);
+}
+
+void UpstreamConnection::stream_connected(Lock& lock) {
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (options_.url.secure) {
@@ -175,6 +211,98 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
     inline_ = true;
     run(lock, machine_.transport_ready(session::Clock::now()));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP CONNECT proxy: the tunnel between the TCP connection to the proxy and stream_connected.
+// The bytes are http_proxy.h's; the connect deadline (the machine's timer) bounds the wait, and
+// limits.max_header_bytes the answer.
+
+const std::string& UpstreamConnection::dial_host() const {
+  return options_.proxy ? options_.proxy->host : options_.url.host;
+}
+
+std::uint16_t UpstreamConnection::dial_port() const {
+  return options_.proxy ? options_.proxy->port : options_.url.port;
+}
+
+void UpstreamConnection::start_tunnel(Lock& lock) {
+  run(lock, machine_.tunnel_requested(session::Clock::now()));
+  if (machine_.finished()) return;
+  tunnel_buffer_ = build_connect_request(options_.url, *options_.proxy);
+  asio::async_write(
+      socket_, asio::buffer(tunnel_buffer_),
+      asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
+                                                               std::size_t) {
+        Lock held(self->mutex_);
+        if (self->machine_.finished()) return;
+        if (ec) {
+          return self->run(held, self->machine_.transport_failed(
+                                     {Cause::proxy_connect_failed,
+                                      "cannot send CONNECT to the HTTP proxy " +
+                                          self->options_.proxy->authority() + ": " +
+                                          ec.message()}));
+        }
+        self->tunnel_buffer_.clear();
+        self->tunnel_used_ = 0;
+        self->read_tunnel();
+      }));
+}
+
+// Called on the strand with the mutex held. parse_connect_reply returns need_more only below
+// max_header_bytes, so there is always room for one more byte.
+void UpstreamConnection::read_tunnel() {
+  const std::size_t max = options_.max_header_bytes;
+  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - tunnel_used_);
+  tunnel_buffer_.resize(tunnel_used_ + chunk);
+  socket_.async_read_some(
+      asio::buffer(tunnel_buffer_.data() + tunnel_used_, chunk),
+      asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
+                                                               std::size_t n) {
+        self->on_tunnel_read(ec, n);
+      }));
+}
+
+void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t bytes) {
+  Lock lock(mutex_);
+  if (machine_.finished()) return;
+  const std::string proxy = "the HTTP proxy " + options_.proxy->authority();
+  if (ec) {
+    return run(lock, machine_.transport_failed(
+                         {Cause::proxy_connect_failed,
+                          proxy + " closed the connection before answering CONNECT (" +
+                              ec.message() + ")"}));
+  }
+  tunnel_used_ += bytes;
+  ConnectReply reply =
+      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, options_.max_header_bytes);
+  const std::string target = options_.url.host + ":" + std::to_string(options_.url.port);
+  Failure failure;
+  switch (reply.kind) {
+    case ConnectReply::Kind::need_more:
+      return read_tunnel();
+    case ConnectReply::Kind::established:
+      tunnel_buffer_ = std::string();
+      return stream_connected(lock);
+    case ConnectReply::Kind::auth_required:
+      failure = {Cause::proxy_auth_required,
+                 proxy + " requires authentication for CONNECT " + target + ": " + reply.message +
+                     (options_.proxy->authorization.empty()
+                          ? " (no credentials were sent: put them in the proxy URL)"
+                          : " (the credentials sent were refused)")};
+      break;
+    case ConnectReply::Kind::refused:
+      failure = {Cause::proxy_refused,
+                 proxy + " refused CONNECT " + target + ": " + reply.message};
+      break;
+    case ConnectReply::Kind::invalid:
+      failure = {Cause::proxy_connect_failed,
+                 proxy + " sent an invalid answer to CONNECT: " + reply.message};
+      break;
+  }
+  failure.http_status = reply.http_status;
+  failure.http_headers = std::move(reply.headers);
+  run(lock, machine_.transport_failed(std::move(failure)));
 }
 
 // Called on the strand with the mutex held.

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "service/net/destination_policy.h"
+#include "service/net/http_proxy.h"
 #include "service/net/memory_budget.h"
 #include "service/net/tls_context.h"
 #include "service/net/url.h"
@@ -71,6 +72,13 @@ struct ConnectOptions : session::Settings {
   // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
   // gateway counts sessions per resolved address with it. Empty: every address is accepted.
   std::function<std::string(const asio::ip::address& address)> admit_address;
+  // The HTTP CONNECT proxy to tunnel through (Settings::proxy_name names it); nullopt: direct.
+  // The transport then resolves and connects to the proxy, asks it for a tunnel to the URL's host
+  // and port, and runs TLS and the upgrade through the tunnel. The destination policy judges
+  // the URL's host and port (and its address when it is an IP literal: a name is resolved by the
+  // proxy, not here), and the proxy's host and addresses only when proxy->check_policy;
+  // admit_address is not asked (the address reached is the proxy's).
+  std::optional<ProxyEndpoint> proxy;
 };
 
 // Events of one connection. Exactly one of on_failed (before open) or on_closed (after open) is
@@ -144,6 +152,15 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Connect phase (the transport's own).
   void on_resolved(const asio::error_code& ec, asio::ip::tcp::resolver::results_type results);
   void on_connected(const asio::error_code& ec, const asio::ip::tcp::endpoint& endpoint);
+  // The TCP connection (through a proxy: the tunnel) is up: TLS for wss://, then the upgrade.
+  void stream_connected(std::unique_lock<std::mutex>& lock);
+  // HTTP CONNECT through options_.proxy (called on the strand with the mutex held).
+  void start_tunnel(std::unique_lock<std::mutex>& lock);
+  void read_tunnel();
+  void on_tunnel_read(const asio::error_code& ec, std::size_t bytes);
+  // The host and port the transport connects to: the proxy's, else the URL's.
+  const std::string& dial_host() const;
+  std::uint16_t dial_port() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
 
@@ -180,6 +197,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;  // the machine's one timer
+  std::string tunnel_buffer_;  // the CONNECT request, then the proxy's answer (strand only)
+  std::size_t tunnel_used_ = 0;
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_
