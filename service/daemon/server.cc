@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 
 #include "service/daemon/logging.h"
@@ -30,6 +31,7 @@
 #include "service/daemon/posix/socket_dir.h"
 #include "service/daemon/posix/unix_listener.h"
 #include "service/net/destination_policy.h"
+#include "service/net/http_proxy.h"
 #include "service/rpc/admin_service.h"
 #include "service/rpc/fd_budget.h"
 #include "service/rpc/gateway_service.h"
@@ -188,6 +190,17 @@ std::string Server::start() {
   auto policy = net::DestinationPolicy::create(rules, &policy_error);
   if (!policy) return "policy: " + policy_error;
   auto shared_policy = std::make_shared<const net::DestinationPolicy>(std::move(*policy));
+  // The HTTP proxy for sessions that name none: [proxy], else the environment (http_proxy.h).
+  net::ProxyRules proxy_rules{config_.proxy.url, config_.proxy.no_proxy,
+                              config_.proxy.authorization, config_.proxy.from_environment};
+  std::string proxy_error;
+  auto proxy = net::ProxySelector::create(
+      proxy_rules,
+      config_.proxy.from_environment ? net::read_proxy_environment(&std::getenv)
+                                     : net::ProxyEnvironment{},
+      &proxy_error);
+  if (!proxy) return proxy_error;
+  log->info("HTTP proxy: {}", proxy->describe());
 
   // deploy: socket activation. A listening unix socket passed by systemd (wsgated.socket)
   // replaces listen.unix_socket: its path is reported, nothing is created, removed or chmod-ed
@@ -270,6 +283,8 @@ std::string Server::start() {
   defaults.memory_budget_bytes = config_.limits.memory_budget_bytes;
   defaults.default_ca_file = config_.tls.ca_file;
   defaults.allow_client_file_paths = config_.tls.allow_client_file_paths;
+  defaults.proxy = std::make_shared<const net::ProxySelector>(std::move(*proxy));
+  defaults.allow_session_proxies = config_.proxy.allow_session_proxies;
   defaults.fd_budget = fd_budget_;
   gateway_ = std::make_unique<rpc::GatewayService>(io_, *registry_, defaults, shared_policy,
                                                    logger("gateway"));
