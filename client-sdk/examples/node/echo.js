@@ -1,10 +1,19 @@
 #!/usr/bin/env node
-// node echo.js URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect),
-// sends each message, prints the echoed replies, then closes with 1000.
+// node echo.js [--proxy PROXY] URL [MESSAGE...]: opens a WebSocket session through wsgated
+// (Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
+// --proxy: the session's HTTP CONNECT proxy (Open.proxy): "direct", or
+// "http://[user:pw@]host:port" when the daemon allows session proxies; without it, the daemon's
+// [proxy] settings apply.
 'use strict';
 const { gatewayClient, errorDetail } = require('./wsgate');
 
-const [url, ...rest] = process.argv.slice(2);
+let args = process.argv.slice(2);
+let proxy = '';
+if (args[0] === '--proxy') {
+  proxy = args[1];
+  args = args.slice(2);
+}
+const [url, ...rest] = args;
 const messages = rest.length ? rest : ['hello', 'world'];
 const client = gatewayClient();
 const deadline = new Date(Date.now() + 30000);
@@ -43,4 +52,4 @@ call.on('end', () => {
   if (failed) process.exitCode = 1;
   client.close();
 });
-call.write({ open: { url } });
+call.write({ open: { url, proxy } });

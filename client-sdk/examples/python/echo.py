@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""echo.py URL [MESSAGE...]: opens a WebSocket session through wsgated (Gateway.Connect), sends
-each message, prints the echoed replies, then closes with 1000."""
+"""echo.py [--proxy PROXY] URL [MESSAGE...]: opens a WebSocket session through wsgated
+(Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
+--proxy: the session's HTTP CONNECT proxy (Open.proxy): "direct", or "http://[user:pw@]host:port"
+when the daemon allows session proxies; without it, the daemon's [proxy] settings apply."""
 import queue
 import sys
 
@@ -10,10 +12,14 @@ TIMEOUT = 10.0
 
 
 def main():
-    url = sys.argv[1]
-    messages = sys.argv[2:] or ["hello", "world"]
+    args = sys.argv[1:]
+    proxy = ""
+    if args[:1] == ["--proxy"]:
+        proxy, args = args[1], args[2:]
+    url = args[0]
+    messages = args[1:] or ["hello", "world"]
     outgoing = queue.Queue()
-    outgoing.put(gateway_pb2.ClientMessage(open=gateway_pb2.Open(url=url)))
+    outgoing.put(gateway_pb2.ClientMessage(open=gateway_pb2.Open(url=url, proxy=proxy)))
 
     def requests():
         while True:
