@@ -1,10 +1,11 @@
 """Gateway sessions through an HTTP CONNECT proxy: a real tinyproxy (Debian's package) started by
 the tests on 127.0.0.1 with a generated configuration, plus a proxy that accepts and never
-answers and a closed port. ws:// and wss:// echo through the tunnel (TLS verified against the
-target host), refusals (403), authentication (407 without credentials, success with them),
-timeouts, unreachable proxies, Open.proxy ("direct" and per-session URLs), the destination
-policy, and the proxy environment variables with curl's conventions (NO_PROXY bypass, upper-case
-HTTP_PROXY ignored, proxy.from_environment = false)."""
+answers, scripted proxies (bytes after the 200, an endless head) and a closed port. ws:// and
+wss:// echo through the tunnel (TLS verified against the target host), refusals (403),
+authentication (407 without credentials, success with them), timeouts, unreachable proxies,
+Open.proxy ("direct" and per-session URLs), the destination policy, and the proxy environment
+variables with curl's conventions (NO_PROXY bypass, upper-case HTTP_PROXY ignored,
+proxy.from_environment = false)."""
 import os
 import re
 import shutil
@@ -140,6 +141,35 @@ class SilentProxy:
         for c in self.connections:
             c.close()
         self.listener.close()
+
+
+class ScriptedProxy(SilentProxy):
+    """Reads each CONNECT request head, answers `reply` and keeps the connection open."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        super().__init__()
+
+    def _run(self):
+        self.listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            self.connections.append(conn)
+            conn.settimeout(10)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                conn.sendall(self.reply)
+            except OSError:
+                pass
+            self.accepted.set()
 
 
 class ProxyTestBase(DaemonTestCase):
@@ -285,6 +315,28 @@ class ConfiguredProxyTest(ProxyTestBase):
         self.assertTrue(self.silent.accepted.is_set())
         self.assertIn("did not answer CONNECT", self._sessions[-1].details)
         self.assertEqual(detail.http_status, 0)
+
+    def test_bytes_after_the_200_are_refused(self):
+        # A CONNECT tunnel carries nothing before the client speaks: these bytes mean the peer
+        # is not a CONNECT proxy, and they are never handed to TLS or the upgrade.
+        proxy = ScriptedProxy(b"HTTP/1.1 200 Connection established\r\n\r\n"
+                              b"HTTP/1.1 101 x\r\n\r\n")
+        try:
+            self.failure(self.ws.url, grpc.StatusCode.UNAVAILABLE, "proxy_connect_failed",
+                         proxy=proxy.url)
+            self.assertIn("bytes after its 200 answer to CONNECT", self._sessions[-1].details)
+        finally:
+            proxy.stop()
+
+    def test_endless_answer_head_is_bounded(self):
+        # limits.max_header_bytes (16 KiB) bounds the answer: an endless head is refused at once.
+        proxy = ScriptedProxy(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 40000 + b"\r\n")
+        try:
+            self.failure(self.ws.url, grpc.StatusCode.UNAVAILABLE, "proxy_connect_failed",
+                         proxy=proxy.url)
+            self.assertIn("exceeds 16384 bytes", self._sessions[-1].details)
+        finally:
+            proxy.stop()
 
     def test_closed_port_is_proxy_connect_failed(self):
         self.failure(self.ws.url, grpc.StatusCode.UNAVAILABLE, "proxy_connect_failed",
