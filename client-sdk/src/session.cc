@@ -169,6 +169,7 @@ Session Session::open(const Client& client, const std::string& url,
   o->mutable_limits()->set_max_message_bytes(options.max_message_bytes);
   o->mutable_limits()->set_max_queued_bytes(options.max_queued_bytes);
   o->set_stream_fragments(options.stream_fragments);
+  o->set_proxy(options.proxy);
   // A failed Write means the stream already ended: the reader reports why.
   {
     std::lock_guard<std::mutex> lock(impl->write_mu);

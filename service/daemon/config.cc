@@ -28,6 +28,8 @@
 
 #include <toml++/toml.h>
 
+#include "service/net/http_proxy.h"
+
 namespace wsgate::daemon {
 
 namespace {
@@ -187,6 +189,25 @@ std::string check_host_pattern(std::string_view v) {
   if (name.size() == v.size() && (is_ipv4(literal) || is_ipv6(literal))) return {};
   if (is_hostname(name)) return {};
   return quoted(v) + " is not a host name, *.domain wildcard or IP address";
+}
+
+// [proxy]: the URL and list rules are http_proxy.h's (the errors never show credentials).
+std::string check_proxy_url(std::string_view v) {
+  if (v.empty()) return {};
+  net::ProxyUrlResult r = net::parse_proxy_url(v);
+  return r.proxy ? std::string() : r.error;
+}
+
+std::string check_no_proxy(std::string_view v) {
+  std::string error;
+  return net::NoProxy::parse(v, &error) ? std::string() : error;
+}
+
+std::string check_proxy_authorization(std::string_view v) {
+  if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    return "the value has CR, LF or NUL";
+  }
+  return {};
 }
 
 // "address/prefix", IPv4 or IPv6, no host bits set beyond the prefix.
@@ -643,6 +664,18 @@ void parse_into(const toml::table& root, const Walker& w, Config& c) {
               {
                   {"listen", str(&c.metrics.listen, check_metrics_listen)},
               }),
+      section("proxy",
+              {
+                  {"url", str(&c.proxy.url, check_proxy_url)},
+                  {"no_proxy", str(&c.proxy.no_proxy, check_no_proxy)},
+                  {"authorization", str(&c.proxy.authorization, check_proxy_authorization)},
+                  {"from_environment",
+                   [&](const toml::node& n, const std::string& key) { w.bool_field(n, key, &c.proxy.from_environment); }},
+                  {"allow_session_proxies",
+                   [&](const toml::node& n, const std::string& key) {
+                     w.bool_field(n, key, &c.proxy.allow_session_proxies);
+                   }},
+              }),
       {"io_threads",
        [&](const toml::node& n, const std::string& key) { w.unsigned_field(n, key, &c.io_threads, 1, kMaxIoThreads); }},
   };
@@ -772,6 +805,12 @@ std::string validate(const Config& c) {
   each("policy.deny_unix_sockets", c.policy.deny_unix_sockets, check_unix_socket_pattern);
 
   add("metrics.listen", check_metrics_listen(c.metrics.listen));
+  add("proxy.url", check_proxy_url(c.proxy.url));
+  add("proxy.no_proxy", check_no_proxy(c.proxy.no_proxy));
+  add("proxy.authorization", check_proxy_authorization(c.proxy.authorization));
+  if (!c.proxy.authorization.empty() && c.proxy.url.find('@') != std::string::npos) {
+    add("proxy.authorization", "proxy.url has credentials already; set one or the other");
+  }
   add("io_threads", check_io_threads(c.io_threads));
 
   std::string out;

@@ -106,6 +106,19 @@ struct TlsConfig {
   bool allow_client_file_paths = false;
 };
 
+// HTTP CONNECT proxy for Gateway sessions (service/net/http_proxy.h has the conventions;
+// docs/configuration.md [proxy] the precedence). Read at start-up (not reloadable).
+struct ProxyConfig {
+  std::string url;       // "http://[user:password@]host[:port]"; empty: the environment's
+  std::string no_proxy;  // curl's list of hosts that go direct; empty: the environment's
+  // A Proxy-Authorization value sent instead of credentials in the URL (e.g. "Bearer ...").
+  std::string authorization;
+  bool from_environment = true;  // read https_proxy, http_proxy, all_proxy, no_proxy
+  // May Open.proxy name a proxy URL? Off by default; when on, such a proxy must pass the
+  // destination policy. Open.proxy = "direct" is always allowed.
+  bool allow_session_proxies = false;
+};
+
 // Who may call the Admin service (which shows every session's URL). Unix-socket callers are
 // known by their kernel credentials (SO_PEERCRED); the daemon's own uid and root are always
 // allowed (they can read the daemon's memory anyway); Admin over listen.tcp is always refused.
@@ -125,6 +138,7 @@ struct Config {
   TlsConfig tls;
   AdminConfig admin;
   MetricsConfig metrics;
+  ProxyConfig proxy;
   std::uint32_t io_threads = 1;  // Asio threads (the gRPC library runs its own)
 };
 

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "service/daemon/local_listener.h"
 #include "service/daemon/memory_trim.h"
@@ -21,6 +22,7 @@
 #endif
 #include "service/daemon/posix/sd_notify.h"
 #include "service/net/destination_policy.h"
+#include "service/net/http_proxy.h"
 #include "service/rpc/admin_service.h"
 #include "service/rpc/fd_budget.h"
 #include "service/rpc/gateway_service.h"
@@ -171,6 +173,17 @@ std::string Server::start() {
   auto policy = net::DestinationPolicy::create(rules, &policy_error);
   if (!policy) return "policy: " + policy_error;
   auto shared_policy = std::make_shared<const net::DestinationPolicy>(std::move(*policy));
+  // The HTTP proxy for sessions that name none: [proxy], else the environment (http_proxy.h).
+  net::ProxyRules proxy_rules{config_.proxy.url, config_.proxy.no_proxy,
+                              config_.proxy.authorization, config_.proxy.from_environment};
+  std::string proxy_error;
+  auto proxy = net::ProxySelector::create(
+      proxy_rules,
+      config_.proxy.from_environment ? net::read_proxy_environment(&std::getenv)
+                                     : net::ProxyEnvironment{},
+      &proxy_error);
+  if (!proxy) return proxy_error;
+  log->info("HTTP proxy: {}", proxy->describe());
 
   // The local socket (listen.unix_socket): bound or inherited here on POSIX, bound by gRPC on
   // Windows (local_listener.h).
@@ -228,6 +241,8 @@ std::string Server::start() {
   defaults.memory_budget_bytes = config_.limits.memory_budget_bytes;
   defaults.default_ca_file = config_.tls.ca_file;
   defaults.allow_client_file_paths = config_.tls.allow_client_file_paths;
+  defaults.proxy = std::make_shared<const net::ProxySelector>(std::move(*proxy));
+  defaults.allow_session_proxies = config_.proxy.allow_session_proxies;
   defaults.fd_budget = fd_budget_;
   defaults.compression.enabled = config_.compression.enabled;
   defaults.compression.threshold_bytes = config_.compression.threshold_bytes;

@@ -1,5 +1,7 @@
 #include "service/net/upstream_connection.h"
 
+#include <algorithm>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -60,9 +62,14 @@ void UpstreamConnection::start() {
     if (self->machine_.finished()) return;
     self->run(lock, self->machine_.start(session::Clock::now()));
     if (self->machine_.finished()) return;
+    if (self->options_.proxy && !self->proxy_target_allowed(lock)) return;
     Connector::Options options;
-    options.url = self->options_.url;
-    options.policy = self->options_.policy;
+    options.url = self->dial_url();
+    // A proxy from the daemon's configuration is trusted; one a session named passes the policy
+    // like any destination (then Connector's verdicts are about the proxy).
+    if (!self->options_.proxy || self->options_.proxy->check_policy) {
+      options.policy = self->options_.policy;
+    }
     options.attempt_delay = self->options_.connection_attempt_delay;
     options.trace = self->options_.trace;
     self->connector_ = Connector::create(self->strand_, std::move(options));
@@ -77,7 +84,26 @@ void UpstreamConnection::start() {
 void UpstreamConnection::on_connected(Connector::Result result) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
-  if (result.failure) return run(lock, machine_.transport_failed(std::move(*result.failure)));
+  if (result.failure) {
+    Failure failure = std::move(*result.failure);
+    if (options_.proxy) {
+      // Through a proxy, the address that cannot be reached is the proxy's.
+      switch (failure.cause) {
+        case Cause::dns_failure:
+        case Cause::connection_refused:
+        case Cause::network_error:
+          failure.cause = Cause::proxy_connect_failed;
+          failure.message = "the HTTP proxy " + options_.proxy->authority() + ": " + failure.message;
+          break;
+        case Cause::destination_denied:
+          failure.message = "the proxy: " + failure.message;
+          break;
+        default:
+          break;
+      }
+    }
+    return run(lock, machine_.transport_failed(std::move(failure)));
+  }
   socket_ = std::move(*result.socket);
   if (trace().debug()) {
     trace().connected(result.tcp_endpoint ? result.tcp_endpoint->address().to_string() + " port " +
@@ -85,7 +111,9 @@ void UpstreamConnection::on_connected(Connector::Result result) {
                                           : "unix:" + options_.url.unix_path);
   }
   if (result.tcp_endpoint) {
-    if (options_.admit_address) {
+    // Per-address admission counts the server's addresses; through a proxy the address reached
+    // is the proxy's, so it is not asked (the per-host limit counts the target name).
+    if (options_.admit_address && !options_.proxy) {
       std::string refused = options_.admit_address(result.tcp_endpoint->address());
       if (!refused.empty()) {
         return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
@@ -94,6 +122,12 @@ void UpstreamConnection::on_connected(Connector::Result result) {
     asio::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // TCP only
   }
+  if (options_.proxy) return start_tunnel(lock);
+  stream_connected(lock);
+}
+
+// The TCP connection (through a proxy: the tunnel) is up.
+void UpstreamConnection::stream_connected(Lock& lock) {
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (options_.url.secure) {
@@ -103,6 +137,118 @@ void UpstreamConnection::on_connected(Connector::Result result) {
     inline_ = true;
     run(lock, machine_.transport_ready(session::Clock::now()));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP CONNECT proxy: the tunnel between the TCP connection to the proxy and stream_connected.
+// The bytes are http_proxy.h's; the connect deadline (the machine's timer) bounds the wait, and
+// limits.max_header_bytes the answer.
+
+WebSocketUrl UpstreamConnection::dial_url() const {
+  if (!options_.proxy) return options_.url;
+  WebSocketUrl proxy;
+  proxy.host = options_.proxy->host;
+  proxy.port = options_.proxy->port;
+  return proxy;
+}
+
+// Called on the strand with the mutex held. Through a proxy, the proxy resolves the target's
+// name, so the policy judges the target's host and port here, and its address only when it is
+// an IP literal. Returns false after failing the session.
+bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
+  if (!options_.policy) return true;
+  const WebSocketUrl& url = options_.url;
+  std::string reason = options_.policy->check_host(url.host, url.port);
+  if (reason.empty()) {
+    asio::error_code not_literal;
+    const asio::ip::address target = asio::ip::make_address(url.host, not_literal);
+    if (!not_literal) {
+      reason = options_.policy->check_address(asio::ip::tcp::endpoint(target, url.port).data());
+    }
+  }
+  if (trace().debug()) trace().policy_verdict("proxied_target", describe_endpoint(url), reason);
+  if (reason.empty()) return true;
+  run(lock, machine_.transport_failed({Cause::destination_denied, std::move(reason)}));
+  return false;
+}
+
+void UpstreamConnection::start_tunnel(Lock& lock) {
+  run(lock, machine_.tunnel_requested(session::Clock::now()));
+  if (machine_.finished()) return;
+  tunnel_buffer_ = build_connect_request(options_.url, *options_.proxy);
+  asio::async_write(
+      socket_, asio::buffer(tunnel_buffer_),
+      asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
+                                                               std::size_t) {
+        Lock held(self->mutex_);
+        if (self->machine_.finished()) return;
+        if (ec) {
+          return self->run(held, self->machine_.transport_failed(
+                                     {Cause::proxy_connect_failed,
+                                      "cannot send CONNECT to the HTTP proxy " +
+                                          self->options_.proxy->authority() + ": " +
+                                          ec.message()}));
+        }
+        self->tunnel_buffer_.clear();
+        self->tunnel_used_ = 0;
+        self->read_tunnel();
+      }));
+}
+
+// Called on the strand with the mutex held. parse_connect_reply returns need_more only below
+// max_header_bytes, so there is always room for one more byte.
+void UpstreamConnection::read_tunnel() {
+  const std::size_t max = options_.max_header_bytes;
+  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - tunnel_used_);
+  tunnel_buffer_.resize(tunnel_used_ + chunk);
+  socket_.async_read_some(
+      asio::buffer(tunnel_buffer_.data() + tunnel_used_, chunk),
+      asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
+                                                               std::size_t n) {
+        self->on_tunnel_read(ec, n);
+      }));
+}
+
+void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t bytes) {
+  Lock lock(mutex_);
+  if (machine_.finished()) return;
+  const std::string proxy = "the HTTP proxy " + options_.proxy->authority();
+  if (ec) {
+    return run(lock, machine_.transport_failed(
+                         {Cause::proxy_connect_failed,
+                          proxy + " closed the connection before answering CONNECT (" +
+                              ec.message() + ")"}));
+  }
+  tunnel_used_ += bytes;
+  ConnectReply reply =
+      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, options_.max_header_bytes);
+  const std::string target = options_.url.host + ":" + std::to_string(options_.url.port);
+  Failure failure;
+  switch (reply.kind) {
+    case ConnectReply::Kind::need_more:
+      return read_tunnel();
+    case ConnectReply::Kind::established:
+      tunnel_buffer_ = std::string();
+      return stream_connected(lock);
+    case ConnectReply::Kind::auth_required:
+      failure = {Cause::proxy_auth_required,
+                 proxy + " requires authentication for CONNECT " + target + ": " + reply.message +
+                     (options_.proxy->authorization.empty()
+                          ? " (no credentials were sent: put them in the proxy URL)"
+                          : " (the credentials sent were refused)")};
+      break;
+    case ConnectReply::Kind::refused:
+      failure = {Cause::proxy_refused,
+                 proxy + " refused CONNECT " + target + ": " + reply.message};
+      break;
+    case ConnectReply::Kind::invalid:
+      failure = {Cause::proxy_connect_failed,
+                 proxy + " sent an invalid answer to CONNECT: " + reply.message};
+      break;
+  }
+  failure.http_status = reply.http_status;
+  failure.http_headers = std::move(reply.headers);
+  run(lock, machine_.transport_failed(std::move(failure)));
 }
 
 // Called on the strand with the mutex held.

@@ -41,6 +41,7 @@
 
 #include "service/net/connector.h"
 #include "service/net/destination_policy.h"
+#include "service/net/http_proxy.h"
 #include "service/net/memory_budget.h"
 #include "service/net/tls_context.h"
 #include "service/net/url.h"
@@ -74,6 +75,13 @@ struct ConnectOptions : session::Settings {
   std::function<std::string(const asio::ip::address& address)> admit_address;
   // Happy Eyeballs (RFC 8305): the delay before the next address is tried as well.
   std::chrono::milliseconds connection_attempt_delay{250};
+  // The HTTP CONNECT proxy to tunnel through (Settings::proxy_name names it); nullopt: direct.
+  // The transport then resolves and connects to the proxy, asks it for a tunnel to the URL's host
+  // and port, and runs TLS and the upgrade through the tunnel. The destination policy judges
+  // the URL's host and port (and its address when it is an IP literal: a name is resolved by the
+  // proxy, not here), and the proxy's host and addresses only when proxy->check_policy;
+  // admit_address is not asked (the address reached is the proxy's).
+  std::optional<ProxyEndpoint> proxy;
 };
 
 // Events of one connection. Exactly one of on_failed (before open) or on_closed (after open) is
@@ -146,6 +154,16 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
 
   // Connect phase (the transport's own).
   void on_connected(Connector::Result result);
+  // The TCP connection (through a proxy: the tunnel) is up: TLS for wss://, then the upgrade.
+  void stream_connected(std::unique_lock<std::mutex>& lock);
+  // Through a proxy: the policy's verdict on the target (the proxy resolves its name).
+  bool proxy_target_allowed(std::unique_lock<std::mutex>& lock);
+  // HTTP CONNECT through options_.proxy (called on the strand with the mutex held).
+  void start_tunnel(std::unique_lock<std::mutex>& lock);
+  void read_tunnel();
+  void on_tunnel_read(const asio::error_code& ec, std::size_t bytes);
+  // Where the transport connects: the proxy's host and port, else the URL.
+  WebSocketUrl dial_url() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
   // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
@@ -185,6 +203,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<Connector::Socket&>> tls_;
   asio::steady_timer timer_;  // the machine's one timer
+  std::string tunnel_buffer_;  // the CONNECT request, then the proxy's answer (strand only)
+  std::size_t tunnel_used_ = 0;
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_

@@ -8,6 +8,7 @@
 #include "service/net/quote.h"
 #include "service/net/url.h"
 #include "service/session/per_message_deflate.h"
+#include "service/ws/ascii.h"
 #include "service/ws/frame.h"
 #include "service/ws/handshake.h"
 
@@ -270,6 +271,32 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
     z.client_max_window_bits = c.client_max_window_bits();
   }
   if (c.threshold_bytes() != 0) z.threshold_bytes = c.threshold_bytes();
+
+  // The HTTP proxy: the session's own choice, else the daemon's (config/environment, with its
+  // no_proxy list). A proxy a client names is checked against the destination policy too.
+  if (!options.url.unix_path.empty() && !open.proxy().empty() &&
+      !ws::iequals(open.proxy(), "direct")) {
+    return refuse("open.proxy: a ws+unix URL is reached directly, never through a proxy");
+  }
+  if (ws::iequals(open.proxy(), "direct") || !options.url.unix_path.empty()) {
+    options.proxy.reset();
+  } else if (!open.proxy().empty()) {
+    net::ProxyUrlResult proxy = net::parse_proxy_url(open.proxy());
+    if (!proxy.proxy) {
+      return refuse("open.proxy: " + proxy.error + " (or \"direct\", or empty for the daemon's)");
+    }
+    if (!defaults.allow_session_proxies) {
+      return refuse("open.proxy: proxies named by a session are disabled by the daemon's "
+                    "configuration (proxy.allow_session_proxies); leave it empty for the "
+                    "daemon's proxy or say \"direct\"",
+                    grpc::StatusCode::PERMISSION_DENIED);
+    }
+    proxy.proxy->check_policy = true;
+    options.proxy = std::move(proxy.proxy);
+  } else if (defaults.proxy) {
+    options.proxy = defaults.proxy->select(options.url);
+  }
+  if (options.proxy) options.proxy_name = options.proxy->authority();
   OpenValidation out;
   out.options = std::move(options);
   return out;

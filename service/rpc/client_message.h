@@ -4,9 +4,9 @@
 // drive it directly.
 //
 //  - validate_open() checks a whole `Open` before any network I/O (URL, subprotocol tokens,
-//    extension strings, extra headers, the request head's size, TLS material parsed by OpenSSL)
-//    and turns it into the connection's options. Errors name the offending field and index, e.g.
-//    "open.headers[3].name: ...".
+//    extension strings, extra headers, the request head's size, TLS material parsed by OpenSSL,
+//    the proxy) and turns it into the connection's options. Errors name the offending field and
+//    index, e.g. "open.headers[3].name: ...".
 //  - ClientMessageTranslator turns each later ClientMessage into the OutgoingMessage the
 //    connection sends upstream, keeping the state that spans messages (an open fragmented
 //    message, its UTF-8 validation, whether the client has sent its close).
@@ -46,6 +46,11 @@ struct GatewayDefaults : session::Tuning {
   std::uint64_t memory_budget_bytes = 256u << 20;
   std::string default_ca_file;
   bool allow_client_file_paths = false;
+  // HTTP CONNECT proxies: the daemon's choice for sessions that name none (proxy.* and the
+  // environment; null: always direct), and whether Open.proxy may name a proxy URL
+  // (proxy.allow_session_proxies; "direct" is always allowed).
+  std::shared_ptr<const net::ProxySelector> proxy;
+  bool allow_session_proxies = false;
   // Refuses new sessions (RESOURCE_EXHAUSTED, cause fd_limit) when fds run short; null: never.
   std::shared_ptr<FdBudget> fd_budget;
   // Happy Eyeballs' delay between connection attempts (timeouts.connection_attempt_delay_ms).

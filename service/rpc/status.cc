@@ -32,6 +32,17 @@ grpc::StatusCode status_code_for(const session::Failure& f) {
       return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case session::Cause::tls_version_mismatch:
       return grpc::StatusCode::FAILED_PRECONDITION;
+    // HTTP proxy: a refusal is the proxy's policy (PERMISSION_DENIED) unless it says it could not
+    // reach the server (5xx: UNAVAILABLE); 407 asks for credentials.
+    case session::Cause::proxy_refused:
+      return f.http_status >= 500 ? grpc::StatusCode::UNAVAILABLE
+                                  : grpc::StatusCode::PERMISSION_DENIED;
+    case session::Cause::proxy_auth_required:
+      return grpc::StatusCode::UNAUTHENTICATED;
+    case session::Cause::proxy_connect_failed:
+      return grpc::StatusCode::UNAVAILABLE;
+    case session::Cause::proxy_timeout:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
     case session::Cause::none:
     case session::Cause::dns_failure:
     case session::Cause::connection_refused:

@@ -75,6 +75,10 @@ const char* to_string(Cause cause) {
     case Cause::close_timeout: return "close_timeout";
     case Cause::shutdown: return "shutdown";
     case Cause::fd_limit: return "fd_limit";
+    case Cause::proxy_refused: return "proxy_refused";
+    case Cause::proxy_auth_required: return "proxy_auth_required";
+    case Cause::proxy_connect_failed: return "proxy_connect_failed";
+    case Cause::proxy_timeout: return "proxy_timeout";
   }
   return "unknown";
 }
@@ -116,6 +120,11 @@ Actions SessionMachine::start(TimePoint now) {
   phase_ = Phase::connecting;
   started_at_ = now;
   arm(now + settings_.connect_timeout);
+  return take();
+}
+
+Actions SessionMachine::tunnel_requested(TimePoint) {
+  if (phase_ == Phase::connecting) tunnel_requested_ = true;
   return take();
 }
 
@@ -434,6 +443,16 @@ Actions SessionMachine::timer_fired(TimePoint now) {
   switch (phase_) {
     case Phase::connecting:
       if (trace_.debug()) trace_.timeout(Timeout::connect, settings_.connect_timeout);
+      if (!settings_.proxy_name.empty()) {
+        const std::string target = net::describe_endpoint(settings_.url);
+        fail({Cause::proxy_timeout,
+              tunnel_requested_
+                  ? "the HTTP proxy " + settings_.proxy_name + " did not answer CONNECT " + target +
+                        " within " + ms(settings_.connect_timeout)
+                  : "no connection to the HTTP proxy " + settings_.proxy_name + " within " +
+                        ms(settings_.connect_timeout)});
+        break;
+      }
       fail({Cause::connect_timeout, "no connection to " + net::describe_endpoint(settings_.url) +
                                         " within " + ms(settings_.connect_timeout)});
       break;

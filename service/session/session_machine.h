@@ -132,7 +132,12 @@ class SessionMachine {
   // --- transport events -----------------------------------------------------------------------
   // Resolving/connecting starts now: arms the connect deadline.
   Actions start(TimePoint now);
-  // TCP is connected: arms the handshake deadline (TLS and upgrade together).
+  // Through a proxy (Settings::proxy_name): the TCP connection to the proxy is made and the
+  // CONNECT request goes out; the connect deadline keeps running (a timeout now says the proxy
+  // did not answer). transport_connected follows once the tunnel is up.
+  Actions tunnel_requested(TimePoint now);
+  // TCP is connected (through a proxy: the tunnel is up): arms the handshake deadline (TLS and
+  // upgrade together).
   Actions transport_connected(TimePoint now);
   // The stream is ready for bytes (after TLS for wss://): writes the upgrade request.
   Actions transport_ready(TimePoint now);
@@ -205,6 +210,7 @@ class SessionMachine {
   std::optional<TimePoint> deadline_;
   TimePoint started_at_{};    // start(): the connect phase began
   TimePoint connected_at_{};  // transport_connected(): the handshake phase began
+  bool tunnel_requested_ = false;  // the CONNECT request went to Settings::proxy_name
 
   std::unique_ptr<ws::ProtocolHandle> engine_;
   std::string request_text_;

@@ -53,6 +53,13 @@ enum class Cause {
   close_timeout,
   shutdown,
   fd_limit,  // the daemon is out of file descriptors (EMFILE/ENFILE)
+  // HTTP CONNECT proxy (service/net/http_proxy.h): the proxy answered CONNECT with a non-2xx
+  // status other than 407/401; answered 407 (or 401); could not be reached (or did not speak
+  // HTTP); did not set up the tunnel within the connect timeout.
+  proxy_refused,
+  proxy_auth_required,
+  proxy_connect_failed,
+  proxy_timeout,
 };
 const char* to_string(Cause cause);
 
@@ -63,8 +70,9 @@ struct Failure {
   Cause cause = Cause::none;
   std::string message;
   std::optional<ws::Result> engine_result;  // handshake_rejected, protocol_violation
-  int http_status = 0;                      // upgrade_refused
-  Headers http_headers;                     // upgrade_refused
+  // upgrade_refused: the server's answer; proxy_refused, proxy_auth_required: the proxy's.
+  int http_status = 0;
+  Headers http_headers;
 };
 
 struct OpenInfo {
@@ -141,6 +149,10 @@ struct Settings : Tuning {
   std::shared_ptr<net::MemoryBudget> budget;
   // Where the session's decisions and frames are reported (trace.h); nullptr: nowhere.
   std::shared_ptr<SessionTrace> trace;
+  // The HTTP proxy ("host:port") the transport tunnels through; empty: direct. The connect
+  // timeout then covers reaching the proxy and its answer to CONNECT, and is reported as
+  // proxy_timeout naming it.
+  std::string proxy_name;
 };
 
 }  // namespace wsgate::session

@@ -123,10 +123,18 @@ class Daemon:
         "timeouts": {"drain_ms": 8000, "close_ms": 3000},
     }
 
-    def __init__(self, config=None, log_level=None, preexec_fn=None):
-        """preexec_fn: run in the child before exec (e.g. to set a resource limit)."""
+    # The daemon reads these (HTTP CONNECT proxy, service/net/http_proxy.h): the tests' own
+    # environment must not send their sessions through the machine's proxy.
+    PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                       "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+    def __init__(self, config=None, log_level=None, preexec_fn=None, env=None):
+        """preexec_fn: run in the child before exec (e.g. to set a resource limit). env: extra
+        environment variables of the daemon (the proxy variables are otherwise unset)."""
         self.config = _merge(self.DEFAULTS, config)
         self.preexec_fn = preexec_fn
+        self.env = {k: v for k, v in os.environ.items() if k not in self.PROXY_VARIABLES}
+        self.env.update(env or {})
         if log_level:
             self.config["log"]["level"] = log_level
         self.dir = tempfile.mkdtemp(prefix="wsgd-")
@@ -146,7 +154,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [WSGATED, "--config", self.config_path, "--socket", self.socket_path],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            preexec_fn=self.preexec_fn)
+            preexec_fn=self.preexec_fn, env=self.env)
         try:
             wait_for(self._socket_accepts, START_TIMEOUT, what="wsgated's socket")
             self.channel = grpc.insecure_channel(
@@ -474,11 +482,12 @@ class DaemonTestCase(unittest.TestCase):
 
     CONFIG = None
     LOG_LEVEL = None
+    ENV = None  # extra environment variables of the daemon
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.daemon = Daemon(cls.CONFIG, cls.LOG_LEVEL).start()
+        cls.daemon = Daemon(cls.CONFIG, cls.LOG_LEVEL, env=cls.ENV).start()
 
     @classmethod
     def tearDownClass(cls):

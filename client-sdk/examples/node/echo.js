@@ -1,13 +1,22 @@
 #!/usr/bin/env node
-// node echo.js [--deflate] URL [MESSAGE...]: opens a WebSocket session through wsgated
-// (Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
+// node echo.js [--deflate] [--proxy PROXY] URL [MESSAGE...]: opens a WebSocket session through
+// wsgated (Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
 // --deflate asks the gateway to offer permessage-deflate (Open.compression).
+// --proxy: the session's HTTP CONNECT proxy (Open.proxy): "direct", or
+// "http://[user:pw@]host:port" when the daemon allows session proxies; without it, the daemon's
+// [proxy] settings apply.
 'use strict';
 const { gatewayClient, errorDetail } = require('../../node/wsgate');
 
-const args = process.argv.slice(2);
+let args = process.argv.slice(2);
 const deflate = args.includes('--deflate');
-const [url, ...rest] = args.filter((a) => a !== '--deflate');
+args = args.filter((a) => a !== '--deflate');
+let proxy = '';
+if (args[0] === '--proxy') {
+  proxy = args[1];
+  args = args.slice(2);
+}
+const [url, ...rest] = args;
 const messages = rest.length ? rest : ['hello', 'world'];
 const client = gatewayClient();
 const deadline = new Date(Date.now() + 30000);
@@ -49,4 +58,4 @@ call.on('end', () => {
 // permessage-deflate is negotiated and done by the gateway: the messages here stay plain.
 // (Open.extensions cannot name it; zero fields mean the daemon's [compression] settings.)
 const compression = deflate ? { mode: 'COMPRESSION_MODE_ON', threshold_bytes: 256 } : undefined;
-call.write({ open: { url, compression } });
+call.write({ open: { url, compression, proxy } });

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""echo.py [--deflate] URL [MESSAGE...]: opens a WebSocket session through wsgated
-(Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
---deflate asks the gateway to offer permessage-deflate (Open.compression)."""
+"""echo.py [--deflate] [--proxy PROXY] URL [MESSAGE...]: opens a WebSocket session through
+wsgated (Gateway.Connect), sends each message, prints the echoed replies, then closes with 1000.
+--deflate asks the gateway to offer permessage-deflate (Open.compression).
+--proxy: the session's HTTP CONNECT proxy (Open.proxy): "direct", or "http://[user:pw@]host:port"
+when the daemon allows session proxies; without it, the daemon's [proxy] settings apply."""
 import queue
 import sys
 
@@ -14,10 +16,13 @@ def main():
     args = sys.argv[1:]
     deflate = "--deflate" in args
     args = [a for a in args if a != "--deflate"]
+    proxy = ""
+    if args[:1] == ["--proxy"]:
+        proxy, args = args[1], args[2:]
     url = args[0]
     messages = args[1:] or ["hello", "world"]
     outgoing = queue.Queue()
-    open_message = gateway_pb2.Open(url=url)
+    open_message = gateway_pb2.Open(url=url, proxy=proxy)
     if deflate:
         # permessage-deflate is negotiated and done by the gateway: the messages here stay plain.
         # (Open.extensions cannot name it; zero fields mean the daemon's [compression] settings.)

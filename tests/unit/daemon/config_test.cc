@@ -17,6 +17,7 @@ namespace wsgate::daemon {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Config parse_ok(const std::string& text) {
   LoadResult r = parse_config(text, "config.toml");
@@ -76,6 +77,11 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.policy.allow_ports, b.policy.allow_ports);
   EXPECT_EQ(a.tls.ca_file, b.tls.ca_file);
   EXPECT_EQ(a.tls.allow_client_file_paths, b.tls.allow_client_file_paths);
+  EXPECT_EQ(a.proxy.url, b.proxy.url);
+  EXPECT_EQ(a.proxy.no_proxy, b.proxy.no_proxy);
+  EXPECT_EQ(a.proxy.authorization, b.proxy.authorization);
+  EXPECT_EQ(a.proxy.from_environment, b.proxy.from_environment);
+  EXPECT_EQ(a.proxy.allow_session_proxies, b.proxy.allow_session_proxies);
   EXPECT_EQ(a.io_threads, b.io_threads);
   EXPECT_EQ(a.timeouts.connection_attempt_delay_ms, b.timeouts.connection_attempt_delay_ms);
   EXPECT_EQ(a.policy.allow_unix_sockets, b.policy.allow_unix_sockets);
@@ -621,7 +627,8 @@ TEST(ConfigExample, NamesEveryKey) {
         "redact_subprotocols =", "[metrics]", "listen =", "[compression]", "enabled =",
         "threshold_bytes =", "client_no_context_takeover =", "server_no_context_takeover =",
         "server_max_window_bits =", "client_max_window_bits =", "connection_attempt_delay_ms =",
-        "allow_unix_sockets =", "deny_unix_sockets ="}) {
+        "allow_unix_sockets =", "deny_unix_sockets =", "[proxy]", "url =", "no_proxy =",
+        "authorization =", "from_environment =", "allow_session_proxies ="}) {
     EXPECT_NE(text.find(std::string("\n") + key), std::string::npos) << key;
   }
 }
@@ -683,6 +690,53 @@ TEST(ConfigWarnings, RedactionOffIsFlagged) {
   c.log.redact = false;
   ASSERT_EQ(warnings(c).size(), 1u);
   EXPECT_THAT(warnings(c)[0], HasSubstr("log.redact is false"));
+}
+
+// ---- [proxy] ----------------------------------------------------------------------------------
+
+TEST(ConfigProxy, KeysAndDefaults) {
+  const Config d;
+  EXPECT_EQ(d.proxy.url, "");
+  EXPECT_TRUE(d.proxy.from_environment);  // curl's variables are read unless switched off
+  EXPECT_FALSE(d.proxy.allow_session_proxies);
+  const Config c = parse_ok(
+      "[proxy]\nurl = \"http://user:pw@proxy.corp:3128\"\nno_proxy = \"localhost, .svc, 10.0.0.0/8\"\n"
+      "from_environment = false\nallow_session_proxies = true\n");
+  EXPECT_EQ(c.proxy.url, "http://user:pw@proxy.corp:3128");
+  EXPECT_EQ(c.proxy.no_proxy, "localhost, .svc, 10.0.0.0/8");
+  EXPECT_FALSE(c.proxy.from_environment);
+  EXPECT_TRUE(c.proxy.allow_session_proxies);
+  EXPECT_EQ(validate(c), "");
+  const Config h = parse_ok("[proxy]\nurl = \"proxy.corp\"\nauthorization = \"Bearer abc\"\n");
+  EXPECT_EQ(h.proxy.authorization, "Bearer abc");
+  EXPECT_EQ(validate(h), "");
+}
+
+TEST(ConfigProxy, BadValuesNameTheKeyAndLine) {
+  EXPECT_THAT(parse_error("[proxy]\nurl = \"socks5://p:1080\"\n"),
+              HasSubstr("proxy.url: invalid proxy URL: SOCKS proxies are not supported"));
+  EXPECT_THAT(parse_error("[proxy]\nurl = \"https://p:3128\"\n"),
+              HasSubstr("https:// proxies (TLS to the proxy) are not supported"));
+  EXPECT_THAT(parse_error("\n[proxy]\nurl = \"http://p:99999\"\n"), HasSubstr("(line 3)"));
+  const std::string secret = parse_error("[proxy]\nurl = \"http://u:s3cret@p:0\"\n");
+  EXPECT_THAT(secret, HasSubstr("proxy.url: "));
+  EXPECT_THAT(secret, Not(HasSubstr("s3cret")));
+  EXPECT_THAT(parse_error("[proxy]\nno_proxy = \"10.0.0.0/33\"\n"),
+              HasSubstr("proxy.no_proxy: \"10.0.0.0/33\": the prefix length must be 0..32"));
+  EXPECT_THAT(parse_error("[proxy]\nno_proxy = \"h:0\"\n"), HasSubstr("the port must be 1..65535"));
+  EXPECT_THAT(parse_error("[proxy]\nauthorization = \"Basic a\\r\\nX: y\"\n"),
+              HasSubstr("proxy.authorization: the value has CR, LF or NUL"));
+  EXPECT_THAT(parse_error("[proxy]\nfrom_environment = \"no\"\n"),
+              HasSubstr("proxy.from_environment: expected a boolean"));
+  EXPECT_THAT(parse_error("[proxy]\nalow_session_proxies = true\n"),
+              HasSubstr("did you mean allow_session_proxies?"));
+  Config both;
+  both.proxy.url = "http://u:p@proxy:3128";
+  both.proxy.authorization = "Basic abc";
+  EXPECT_THAT(validate(both), HasSubstr("proxy.authorization: proxy.url has credentials already"));
+  Config bad;
+  bad.proxy.url = "ftp://p";
+  EXPECT_THAT(validate(bad), HasSubstr("proxy.url: invalid proxy URL: scheme \"ftp\""));
 }
 
 }  // namespace

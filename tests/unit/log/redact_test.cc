@@ -29,6 +29,14 @@ TEST_F(RedactTest, UserinfoAndFragmentAreMasked) {
   EXPECT_EQ(redact_url("ws://host/a@b"), "ws://host/a@b");
 }
 
+// [proxy] url and Open.proxy carry credentials in their userinfo (the daemon itself logs only
+// the proxy's host:port, and "***@" for credentials: net::ProxySelector::describe).
+TEST_F(RedactTest, ProxyUrlCredentialsAreMasked) {
+  EXPECT_EQ(redact_url("http://svc:s3cret@egress.corp:3128"), "http://***@egress.corp:3128");
+  EXPECT_EQ(redact_url("http://svc:p%40ss@[::1]:3128/"), "http://***@[::1]:3128/");
+  EXPECT_EQ(redact_header("proxy-authorization", "Basic c3ZjOnMzY3JldA=="), "***");
+}
+
 TEST_F(RedactTest, TextThatIsNoUrlStillLosesItsQuery) {
   EXPECT_EQ(redact_url("not a url?password=x"), "not a url?password=***");
   EXPECT_EQ(redact_url(""), "");

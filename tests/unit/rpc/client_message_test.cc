@@ -163,6 +163,82 @@ TEST(ValidateOpen, TlsMaterialIsParsedFirst) {
   EXPECT_NE(ok.options->tls_context, nullptr);  // made now, reused at the TLS handshake
 }
 
+TEST(ValidateOpen, ProxyDefaultDirectAndSessionProxies) {
+  GatewayDefaults d;
+  net::ProxyRules rules;
+  rules.url = "http://u:p@daemon-proxy:3128";
+  rules.no_proxy = "internal.example";
+  rules.from_environment = false;
+  d.proxy = std::make_shared<const net::ProxySelector>(
+      *net::ProxySelector::create(rules, {}, nullptr));
+
+  // Empty: the daemon's proxy, minus its no_proxy list; the machine gets its name.
+  OpenValidation v = validate_open(open_to("wss://echo.example/"), d);
+  ASSERT_TRUE(v.options) << v.refusal.message;
+  ASSERT_TRUE(v.options->proxy);
+  EXPECT_EQ(v.options->proxy->authority(), "daemon-proxy:3128");
+  EXPECT_EQ(v.options->proxy->authorization, "Basic dTpw");
+  EXPECT_FALSE(v.options->proxy->check_policy);  // the configuration's proxy is trusted
+  EXPECT_EQ(v.options->proxy_name, "daemon-proxy:3128");
+  v = validate_open(open_to("wss://a.internal.example/"), d);
+  ASSERT_TRUE(v.options);
+  EXPECT_FALSE(v.options->proxy);
+  EXPECT_TRUE(v.options->proxy_name.empty());
+
+  // "direct" (any case) opts out.
+  v1::Open o = open_to("wss://echo.example/");
+  for (const char* direct : {"direct", "DIRECT"}) {
+    o.set_proxy(direct);
+    v = validate_open(o, d);
+    ASSERT_TRUE(v.options);
+    EXPECT_FALSE(v.options->proxy) << direct;
+  }
+
+  // A proxy URL: refused unless the daemon allows session proxies, then policy-checked.
+  o.set_proxy("http://session-proxy:8080");
+  v = validate_open(o, d);
+  ASSERT_FALSE(v.options);
+  EXPECT_EQ(v.refusal.code, grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(v.refusal.message, HasSubstr("proxy.allow_session_proxies"));
+  d.allow_session_proxies = true;
+  v = validate_open(o, d);
+  ASSERT_TRUE(v.options) << v.refusal.message;
+  EXPECT_EQ(v.options->proxy->authority(), "session-proxy:8080");
+  EXPECT_TRUE(v.options->proxy->check_policy);
+  // no_proxy does not apply to a session's own proxy.
+  o.set_url("wss://internal.example/");
+  v = validate_open(o, d);
+  ASSERT_TRUE(v.options);
+  EXPECT_TRUE(v.options->proxy);
+  // Without a daemon proxy, an empty Open.proxy is direct.
+  v = validate_open(open_to("ws://h/"), GatewayDefaults{});
+  ASSERT_TRUE(v.options);
+  EXPECT_FALSE(v.options->proxy);
+}
+
+TEST(ValidateOpen, BadProxiesAreInvalidArgument) {
+  GatewayDefaults d;
+  d.allow_session_proxies = true;
+  auto bad = [&d](const std::string& proxy) {
+    v1::Open o = open_to("wss://h/");
+    o.set_proxy(proxy);
+    OpenValidation v = validate_open(o, d);
+    EXPECT_FALSE(v.options) << proxy;
+    EXPECT_EQ(v.refusal.code, grpc::StatusCode::INVALID_ARGUMENT) << proxy;
+    EXPECT_EQ(v.refusal.cause, "bad_request");
+    EXPECT_THAT(v.refusal.message, HasSubstr("open.proxy: invalid proxy URL: "));
+    return v.refusal.message;
+  };
+  EXPECT_THAT(bad("https://p:3128"), HasSubstr("https:// proxies (TLS to the proxy)"));
+  EXPECT_THAT(bad("socks5://p:1080"), HasSubstr("SOCKS proxies are not supported"));
+  EXPECT_THAT(bad("http://p:3128/x"), HasSubstr("no path"));
+  EXPECT_THAT(bad("http://p:99999"), HasSubstr("out of range"));
+  EXPECT_THAT(bad("http://u:s3cret@p:0"), ::testing::Not(HasSubstr("s3cret")));
+  // Malformed beats disabled: a bad URL is INVALID_ARGUMENT whatever the switch says.
+  d.allow_session_proxies = false;
+  bad("socks5://p");
+}
+
 TEST(ExtensionOffer, Grammar) {
   EXPECT_TRUE(is_valid_extension_offer("permessage-deflate"));
   EXPECT_TRUE(is_valid_extension_offer("permessage-deflate; client_max_window_bits"));

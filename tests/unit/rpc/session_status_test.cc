@@ -41,6 +41,29 @@ TEST(SessionStatus, RefusedUpgradeDependsOnTheHttpStatus) {
   EXPECT_EQ(d.http_headers(0).name(), "Retry-After");
 }
 
+TEST(SessionStatus, ProxyFailuresCarryTheProxysStatus) {
+  Failure f{Cause::proxy_refused, "403"};
+  f.http_status = 403;
+  EXPECT_EQ(status_code_for(f), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(failure_detail(f).cause(), "proxy_refused");
+  EXPECT_EQ(failure_detail(f).http_status(), 403u);
+  f.http_status = 502;
+  EXPECT_EQ(status_code_for(f), grpc::StatusCode::UNAVAILABLE);
+  f = Failure{Cause::proxy_auth_required, "407"};
+  f.http_status = 407;
+  f.http_headers = {{"Proxy-Authenticate", "Basic realm=\"p\""}};
+  EXPECT_EQ(status_code_for(f), grpc::StatusCode::UNAUTHENTICATED);
+  const wsgate::v1::ErrorDetail d = failure_detail(f);
+  EXPECT_EQ(d.cause(), "proxy_auth_required");
+  EXPECT_EQ(d.http_status(), 407u);
+  ASSERT_EQ(d.http_headers_size(), 1);
+  EXPECT_EQ(d.http_headers(0).name(), "Proxy-Authenticate");
+  EXPECT_EQ(status_code_for(Failure{Cause::proxy_connect_failed, ""}),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status_code_for(Failure{Cause::proxy_timeout, ""}),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
 TEST(SessionStatus, ProtocolViolationCarriesTheEngineResult) {
   Failure f{Cause::protocol_violation, "bad frame"};
   f.engine_result = ws::Result::invalid_protocol_format;

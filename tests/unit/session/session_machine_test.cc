@@ -312,6 +312,58 @@ TEST(SessionMachine, HandshakeTimeoutCountsFromTheConnect) {
   EXPECT_EQ(h.outcome->failure.cause, Cause::handshake_timeout);
 }
 
+// Through an HTTP proxy the connect timeout covers reaching the proxy and its answer to
+// CONNECT; either way the failure is proxy_timeout and names the proxy.
+TEST(SessionMachine, ProxyThatNeverAnswersConnectTimesOut) {
+  Settings s = base_settings();
+  s.connect_timeout = 400ms;
+  s.proxy_name = "127.0.0.1:3128";
+  Harness h(s);
+  h.apply(h.machine.start(h.now));
+  h.advance(150ms);  // the TCP connection to the proxy
+  h.apply(h.machine.tunnel_requested(h.now));
+  h.advance(249ms);
+  EXPECT_FALSE(h.outcome);
+  h.advance(1ms);
+  ASSERT_TRUE(h.outcome);
+  EXPECT_FALSE(h.outcome->opened);
+  EXPECT_EQ(h.outcome->failure.cause, Cause::proxy_timeout);
+  EXPECT_EQ(h.outcome->failure.message,
+            "the HTTP proxy 127.0.0.1:3128 did not answer CONNECT example.test:80 within 400 ms");
+}
+
+TEST(SessionMachine, UnreachableProxyTimesOutAsProxyTimeout) {
+  Settings s = base_settings();
+  s.connect_timeout = 250ms;
+  s.proxy_name = "proxy.test:3128";
+  Harness h(s);
+  h.apply(h.machine.start(h.now));
+  h.advance(250ms);
+  ASSERT_TRUE(h.outcome);
+  EXPECT_EQ(h.outcome->failure.cause, Cause::proxy_timeout);
+  EXPECT_EQ(h.outcome->failure.message,
+            "no connection to the HTTP proxy proxy.test:3128 within 250 ms");
+}
+
+TEST(SessionMachine, OnceTheTunnelIsUpTheHandshakeDeadlineApplies) {
+  Settings s = base_settings();
+  s.connect_timeout = 100ms;
+  s.handshake_timeout = 300ms;
+  s.proxy_name = "127.0.0.1:3128";
+  Harness h(s);
+  h.apply(h.machine.start(h.now));
+  h.apply(h.machine.tunnel_requested(h.now));
+  h.advance(90ms);
+  h.apply(h.machine.transport_connected(h.now));  // the proxy answered 200
+  h.apply(h.machine.transport_ready(h.now));
+  h.complete_write();
+  h.advance(299ms);
+  EXPECT_FALSE(h.outcome);
+  h.advance(1ms);
+  ASSERT_TRUE(h.outcome);
+  EXPECT_EQ(h.outcome->failure.cause, Cause::handshake_timeout);
+}
+
 TEST(SessionMachine, UnansweredClientCloseTimesOut) {
   Settings s = base_settings();
   s.close_timeout = 500ms;

@@ -54,6 +54,10 @@ struct SessionOptions {
   std::uint64_t max_queued_bytes = 0;
   // Deliver received data chunk by chunk as it arrives (Message::final marks the end).
   bool stream_fragments = false;
+  // HTTP CONNECT proxy (Open.proxy): empty: the daemon's default (its [proxy] configuration or
+  // environment); "direct": none; else "http://[user:password@]host[:port]" (the daemon must
+  // allow session proxies: proxy.allow_session_proxies).
+  std::string proxy;
 };
 
 enum class Initiator { unspecified = 0, client = 1, server = 2, gateway = 3 };
