@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <openssl/err.h>
@@ -329,10 +330,12 @@ void UpstreamConnection::run(Lock& lock, session::Actions a) {
   for (session::Delivery& d : a.deliver) {
     notes_.push_back(Note{Note::Kind::deliver, std::move(d), {}, {}});
   }
-  for (std::size_t i = 0; i < a.room && !waiting_for_room_.empty(); ++i) {
-    notes_.push_back(Note{Note::Kind::room, {}, std::move(waiting_for_room_.front()), {}});
-    waiting_for_room_.pop_front();
+  const std::size_t rooms = std::min(a.room, waiting_for_room_.size());
+  for (std::size_t i = 0; i < rooms; ++i) {
+    notes_.push_back(Note{Note::Kind::room, {}, std::move(waiting_for_room_[i]), {}});
   }
+  waiting_for_room_.erase(waiting_for_room_.begin(),
+                          waiting_for_room_.begin() + static_cast<std::ptrdiff_t>(rooms));
   if (a.finish) {
     timer_.cancel();
     waiting_for_room_.clear();
@@ -351,9 +354,18 @@ void UpstreamConnection::deliver(Lock& lock) {
   if (delivering_) return;  // that thread delivers ours too, in order
   delivering_ = true;
   while (!notes_.empty()) {
-    Note n = std::move(notes_.front());
-    notes_.pop_front();
+    // The whole batch, in order; what other threads queue meanwhile is the next batch. The
+    // batch's storage goes when it is delivered: nothing stays allocated while idle.
+    std::vector<Note> batch = std::exchange(notes_, {});
     lock.unlock();
+    for (Note& n : batch) deliver_one(n);
+    lock.lock();
+  }
+  delivering_ = false;
+}
+
+void UpstreamConnection::deliver_one(Note& n) {
+  {
     // observer_ is only touched by the delivering thread (delivering_ hands it over under the
     // mutex).
     switch (n.kind) {
@@ -383,9 +395,7 @@ void UpstreamConnection::deliver(Lock& lock) {
         }
         break;
     }
-    lock.lock();
   }
-  delivering_ = false;
 }
 
 void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {

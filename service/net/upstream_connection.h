@@ -29,7 +29,6 @@
 #include <asio/ssl.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -169,6 +168,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     std::function<void()> on_room;
     session::Outcome outcome;
   };
+  // Tells the observer one note; called by the delivering thread, outside the mutex.
+  void deliver_one(Note& n);
 
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
@@ -185,8 +186,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::mutex mutex_;  // guards everything below and machine_
   bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
   bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
-  std::deque<std::function<void()>> waiting_for_room_;
-  std::deque<Note> notes_;
+  // Vectors, not deques: an empty libstdc++ deque holds a 512-byte node and its map, per
+  // session; these are empty while a session is idle. notes_ is taken whole by the delivering
+  // thread; at most one client read waits for room at a time.
+  std::vector<std::function<void()>> waiting_for_room_;
+  std::vector<Note> notes_;
 };
 
 }  // namespace wsgate::net
