@@ -34,6 +34,17 @@ bool out_of_fds(const asio::error_code& ec) {
   return errno == EMFILE || errno == ENFILE;
 }
 
+// Drops the first `n` bytes of a buffer sequence (what a partial write took).
+void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
+  auto it = buffers.begin();
+  while (it != buffers.end() && n >= it->size()) {
+    n -= it->size();
+    ++it;
+  }
+  buffers.erase(buffers.begin(), it);
+  if (n != 0 && !buffers.empty()) buffers.front() += n;
+}
+
 bool is_ip_literal(const std::string& host) {
   asio::error_code ec;
   asio::ip::make_address(host, ec);
@@ -167,6 +178,9 @@ void UpstreamConnection::on_connected(const asio::error_code& ec,
   }
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  // Synchronous writes (try_write) must return would_block instead of waiting; Asio's own
+  // asynchronous operations are unaffected.
+  socket_.non_blocking(true, ignored);
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (options_.url.secure) {
@@ -318,13 +332,25 @@ void UpstreamConnection::abort(Cause cause, std::string message) {
 // Actions.
 
 void UpstreamConnection::run(Lock& lock, session::Actions a) {
+  for (;;) {
+    // A write the socket took whole at once completes here, in this thread: the machine hears
+    // write_done without a trip through the Asio thread, and its next actions run in this loop
+    // (after this batch's notes, which keeps their order).
+    const bool written = !a.write.empty() && start_write(a.write);
+    queue_actions(a);
+    if (!written || a.finish || machine_.finished()) break;
+    a = machine_.write_done(session::Clock::now(), written_bytes_, true);
+  }
+  deliver(lock);
+}
+
+void UpstreamConnection::queue_actions(session::Actions& a) {
   const session::Counters& c = machine_.counters();
   counters_.bytes_sent.store(c.bytes_sent, std::memory_order_relaxed);
   counters_.bytes_received.store(c.bytes_received, std::memory_order_relaxed);
   counters_.messages_sent.store(c.messages_sent, std::memory_order_relaxed);
   counters_.messages_received.store(c.messages_received, std::memory_order_relaxed);
 
-  if (!a.write.empty()) start_write(a.write);
   if (a.read) start_read(*a.read);
   if (a.timer) arm_timer(*a.timer);
   for (session::Delivery& d : a.deliver) {
@@ -347,7 +373,6 @@ void UpstreamConnection::run(Lock& lock, session::Actions a) {
     });
     notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});
   }
-  deliver(lock);
 }
 
 void UpstreamConnection::deliver(Lock& lock) {
@@ -398,21 +423,41 @@ void UpstreamConnection::deliver_one(Note& n) {
   }
 }
 
-void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
+bool UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
   std::vector<asio::const_buffer> out;
   out.reserve(buffers.size());
-  for (const session::ConstBuffer& b : buffers) out.emplace_back(b.data, b.size);
+  std::size_t total = 0;
+  for (const session::ConstBuffer& b : buffers) {
+    out.emplace_back(b.data, b.size);
+    total += b.size;
+  }
+  std::size_t already = 0;
+  if (!tls_ && inline_) {
+    // Plain TCP: one non-blocking sendmsg in the calling thread (a gRPC thread for a client
+    // message). Usually the socket takes it all, and the write is done without a completion
+    // handler on the Asio thread. Whatever it does not take goes the asynchronous way below.
+    asio::error_code ec;
+    already = socket_.write_some(out, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      already = 0;  // the asynchronous write reports the error through its handler
+    } else if (already == total) {
+      written_bytes_ = total;
+      return true;
+    }
+  }
   auto done = asio::bind_executor(
-      strand_, [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+      strand_, [self = shared_from_this(), already](const asio::error_code& ec, std::size_t n) {
         Lock lock(self->mutex_);
-        self->run(lock, self->machine_.write_done(session::Clock::now(), n, !ec,
+        self->run(lock, self->machine_.write_done(session::Clock::now(), already + n, !ec,
                                                   ec ? ec.message() : std::string()));
       });
   if (tls_) {
     asio::async_write(*tls_, out, std::move(done));
   } else {
+    drop_front(out, already);
     asio::async_write(socket_, out, std::move(done));
   }
+  return false;
 }
 
 void UpstreamConnection::start_read(session::MutableBuffer buffer) {
