@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -511,7 +511,9 @@ class GatewaySession final
     ServerMessage message;
     net::BudgetCharge charge;
   };
-  std::deque<Outgoing> outbox_;
+  // A list: ServerMessages stay where they are while gRPC writes them, and an empty list holds
+  // no memory (an empty libstdc++ deque holds a 512-byte node and its map, per idle session).
+  std::list<Outgoing> outbox_;
   std::uint64_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool paused_ = false;
