@@ -76,7 +76,9 @@ struct Options {
   std::string wsgated = WSGATED_PATH;
   std::string echo_server = E2E_ECHO_SERVER_PATH;
   std::string perf_out;       // perf record -e cpu-clock -g on wsgated during the cases run
-  std::string only;           // run one case: closed, pipelined, mib, idle, opens, burst, deflate
+  std::string only;           // run these cases (comma-separated): closed, pipelined, mib, idle, opens, wss, burst, deflate
+  std::vector<int> wss_idle = {1000, 3000};  // wss: idle sessions (RSS slope)
+  int stime_s = 5;            // wss: seconds per `openssl s_time` run
 };
 
 double ms_since(Clock::time_point t0) {
@@ -382,13 +384,17 @@ struct GrpcConn {
   ClientMessage out;
   ServerMessage in;
 
+  // `ca_pem`: wss://, the PEM the server's certificate is checked against; `compression`: the
+  // session's Open.compression.
   bool open(Gateway::Stub& stub, const std::string& url, std::string* error,
+            const std::string* ca_pem = nullptr,
             const wsgate::v1::Compression* compression = nullptr) {
     ctx = std::make_unique<grpc::ClientContext>();
     rw = stub.Connect(ctx.get());
     ClientMessage m;
     m.mutable_open()->set_url(url);
     if (compression != nullptr) *m.mutable_open()->mutable_compression() = *compression;
+    if (ca_pem) m.mutable_open()->mutable_tls()->set_ca_pem(*ca_pem);
     if (!rw->Write(m)) {
       *error = "open: write failed: " + finish();
       return false;
@@ -537,6 +543,8 @@ const char* kLegName[3] = {"1 direct", "2 grpc-only", "3 gateway"};
 struct Env {
   unsigned short echo_port = 0;
   std::string url;
+  unsigned short tls_port = 0;  // wss case: the echo server's TLS 1.3 port (0: not started)
+  std::string wss_url, ca_pem;
   pid_t wsgated = -1;
   pid_t grpc_echo = -1;
   std::string gw_socket, echo_socket;
@@ -573,7 +581,7 @@ void deflate_case(Env& env, const Options& o) {
   GrpcConn conn[2];
   std::string err;
   if (!conn[0].open(*env.gw_stub, env.url, &err)) die("deflate, plain: " + err);
-  if (!conn[1].open(*env.gw_stub, env.url, &err, &on)) die("deflate, compressed: " + err);
+  if (!conn[1].open(*env.gw_stub, env.url, &err, nullptr, &on)) die("deflate, compressed: " + err);
   const char* name[2] = {"3 gateway, no compression", "3 gateway, permessage-deflate"};
   std::printf("\n## permessage-deflate: closed-loop JSON text through the gateway, %d samples per "
               "mode and size (%d reps x %d), interleaved\n", per_rep * o.reps, o.reps, per_rep);
@@ -952,6 +960,98 @@ void opens(Env& env, const Options& o) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// wss:// (PROTOCOL.md): opens per second through the gateway against `openssl s_time -new`
+// (a full TLS 1.3 handshake per connection, one at a time) to the same echo server's TLS port,
+// interleaved in the same run; then wsgated's RSS per idle wss:// session. The certificate is a
+// P-256 one made by openssl when the run starts, trusted through Open.tls.ca_pem.
+
+void wss(Env& env, const Options& o) {
+  if (env.tls_port == 0) die("wss: the echo server has no TLS port");
+  const std::string stime = "openssl s_time -connect 127.0.0.1:" + std::to_string(env.tls_port) +
+                            " -new -tls1_3 -time " + std::to_string(o.stime_s) + " 2>&1";
+  std::printf("\n## wss:// opens per second (TLS 1.3, P-256), concurrency 1, %d reps: the gateway "
+              "(%d opens per rep, held open, then cancelled untimed) vs `openssl s_time -new "
+              "-time %d` against the same server\n",
+              o.reps, o.opens, o.stime_s);
+  std::printf("| rep | openssl s_time conn/s | gateway opens/s | ratio | gateway open p50 / p99 µs |\n");
+  std::printf("|---|---|---|---|---|\n");
+  std::vector<double> ratios, gw_rates, st_rates;
+  for (int r = 0; r < o.reps; ++r) {
+    // s_time prints "N connections in X real seconds" with X whole; the wall time of the
+    // command is finer (it includes starting openssl, a few ms in o.stime_s seconds).
+    const auto s0 = Clock::now();
+    const std::string out = run_cmd(stime);
+    const double st_secs = ms_since(s0) / 1000;
+    const auto pos = out.rfind(" connections in ");
+    long conns = 0;
+    if (pos != std::string::npos) {
+      auto start = out.rfind('\n', pos);
+      conns = std::strtol(out.c_str() + (start == std::string::npos ? 0 : start + 1), nullptr, 10);
+    }
+    if (conns <= 0) die("openssl s_time gave no count: " + out);
+    const double st_rate = static_cast<double>(conns) / st_secs;
+
+    std::vector<std::unique_ptr<GrpcConn>> sessions;
+    std::vector<double> lat;
+    std::string err;
+    const auto g0 = Clock::now();
+    for (int i = 0; i < o.opens; ++i) {
+      const auto t0 = Clock::now();
+      auto c = std::make_unique<GrpcConn>();
+      if (!c->open(*env.gw_stub, env.wss_url, &err, &env.ca_pem)) die("wss open: " + err);
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      sessions.push_back(std::move(c));
+    }
+    const double gw_rate = o.opens / (ms_since(g0) / 1000);
+    for (auto& c : sessions) c->cancel();
+    const Summary sl = summarize(lat);
+    std::printf("| %d | %.0f | %.0f | %.2f | %.0f / %.0f |\n", r + 1, st_rate, gw_rate,
+                gw_rate / st_rate, sl.p50, sl.p99);
+    std::fflush(stdout);
+    ratios.push_back(gw_rate / st_rate);
+    gw_rates.push_back(gw_rate);
+    st_rates.push_back(st_rate);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  std::printf("median: s_time %.0f conn/s, gateway %.0f opens/s, ratio %.2f [%s]; target >= 0.9\n",
+              median(st_rates), median(gw_rates), median(ratios), spread(ratios, "%.2f").c_str());
+
+  // Idle wss:// sessions: wsgated's RSS slope.
+  std::vector<std::unique_ptr<GrpcConn>> sessions;
+  std::string err;
+  {
+    GrpcConn c;
+    if (!c.open(*env.gw_stub, env.wss_url, &err, &env.ca_pem)) die("wss idle warm-up: " + err);
+    c.close();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long base = vm_rss_kb(env.wsgated);
+  std::printf("\n## Idle wss:// sessions: wsgated VmRSS (KB)\n");
+  std::printf("| sessions | VmRSS KB | KB per session vs 0 | KB per session vs previous |\n");
+  std::printf("|---|---|---|---|\n| 0 | %ld | - | - |\n", base);
+  long prev = base;
+  std::size_t prev_n = 0;
+  for (int n : o.wss_idle) {
+    while (sessions.size() < static_cast<std::size_t>(n)) {
+      auto c = std::make_unique<GrpcConn>();
+      if (!c->open(*env.gw_stub, env.wss_url, &err, &env.ca_pem)) die("wss idle open: " + err);
+      sessions.push_back(std::move(c));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const long rss = vm_rss_kb(env.wsgated);
+    std::printf("| %d | %ld | %.2f | %.2f |\n", n, rss, static_cast<double>(rss - base) / n,
+                static_cast<double>(rss - prev) /
+                    static_cast<double>(static_cast<std::size_t>(n) - prev_n));
+    std::fflush(stdout);
+    prev = rss;
+    prev_n = static_cast<std::size_t>(n);
+  }
+  std::printf("target <= 24 KB per wss:// session\n");
+  for (auto& c : sessions) c->cancel();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Memory after a burst (issue item 10): one wsgated per allocator variant, in turn, same run.
 // Each: warm-up session, closed-loop 64 B (latency), `--burst` sessions opened from one thread
 // (opens/s), VmRSS at the peak, every session cancelled, VmRSS 3 s and 15 s later. The 15 s
@@ -1093,6 +1193,8 @@ int main(int argc, char** argv) {
     else if (a == "--pipelined") o.pipelined = std::atoi(val().c_str());
     else if (a == "--mib") o.mib = std::atoi(val().c_str());
     else if (a == "--idle") o.idle = parse_list(val());
+    else if (a == "--wss-idle") o.wss_idle = parse_list(val());
+    else if (a == "--stime") o.stime_s = std::atoi(val().c_str());
     else if (a == "--burst") o.burst = std::atoi(val().c_str());
     else if (a == "--allocators") o.allocators = parse_names(val());
     else if (a == "--opens") o.opens = std::atoi(val().c_str());
@@ -1107,7 +1209,8 @@ int main(int argc, char** argv) {
           "                 [--idle 1000,5000] [--opens 400] [--timeout 900] [--only CASE]\n"
           "                 [--burst 10000] [--allocators glibc,glibc+trim,jemalloc,jemalloc+bg,mimalloc]\n"
           "                 [--perf-out FILE] [--wsgated PATH] [--echo-server PATH]\n"
-          "CASE: closed, pipelined, mib, idle, opens, burst, deflate\n");
+          "                 [--wss-idle 1000,3000] [--stime 5]\n"
+          "CASE: closed, pipelined, mib, idle, opens, wss, burst, deflate\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -1125,6 +1228,7 @@ int main(int argc, char** argv) {
   ::setrlimit(RLIMIT_NOFILE, &rl);
   int max_idle = 0;
   for (int n : o.idle) max_idle = std::max(max_idle, n);
+  for (int n : o.wss_idle) max_idle = std::max(max_idle, n);
   max_idle = std::max(max_idle, o.burst);
   if (static_cast<long>(rl.rlim_cur) < max_idle + 1000) {
     die("RLIMIT_NOFILE " + std::to_string(rl.rlim_cur) + " is too low for --idle " + std::to_string(max_idle));
@@ -1153,13 +1257,34 @@ int main(int argc, char** argv) {
   if (!::mkdtemp(tmpl)) die("mkdtemp");
   g_tmpdir = tmpl;
   Env env;
+  // --only takes one case or a comma-separated list.
+  auto want = [&](const char* c) {
+    return o.only.empty() || ("," + o.only + ",").find("," + std::string(c) + ",") != std::string::npos;
+  };
+  std::vector<std::string> echo_argv = {o.echo_server};
+  if (want("wss")) {
+    // A P-256 certificate for 127.0.0.1, made now (PROTOCOL.md: the wss:// cases).
+    const std::string cert = g_tmpdir + "/cert.pem", key = g_tmpdir + "/key.pem";
+    run_cmd("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + key +
+            " -out " + cert + " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1");
+    std::ifstream f(cert);
+    env.ca_pem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (env.ca_pem.find("BEGIN CERTIFICATE") == std::string::npos) die("openssl made no certificate");
+    echo_argv.insert(echo_argv.end(), {"--tls", cert, key});
+  }
   int echo_out = -1, echo_in = -1;
-  const pid_t echo_pid = spawn({o.echo_server}, &echo_out, g_tmpdir + "/echo.log", &echo_in);
+  const pid_t echo_pid = spawn(echo_argv, &echo_out, g_tmpdir + "/echo.log", &echo_in);
   if (echo_pid < 0) die("cannot start " + o.echo_server);
   const std::string port_line = read_line(echo_out, std::chrono::seconds(10));
   if (port_line.rfind("PORT ", 0) != 0) die("echo server did not print its port");
   env.echo_port = static_cast<unsigned short>(std::atoi(port_line.c_str() + 5));
   env.url = "ws://127.0.0.1:" + std::to_string(env.echo_port) + "/";
+  if (want("wss")) {
+    const std::string tls_line = read_line(echo_out, std::chrono::seconds(10));
+    if (tls_line.rfind("TLSPORT ", 0) != 0) die("echo server did not print its TLS port");
+    env.tls_port = static_cast<unsigned short>(std::atoi(tls_line.c_str() + 8));
+    env.wss_url = "wss://127.0.0.1:" + std::to_string(env.tls_port) + "/";
+  }
 
   env.echo_socket = g_tmpdir + "/echo.sock";
   const pid_t grpc_echo_pid = spawn({self, "--serve-grpc-echo", env.echo_socket}, nullptr,
@@ -1202,12 +1327,12 @@ int main(int argc, char** argv) {
   }
 
   const auto t_all = Clock::now();
-  auto want = [&](const char* c) { return o.only.empty() || o.only == c; };
   if (want("closed")) closed_loop(env, o);
   if (want("pipelined")) pipelined(env, o);
   if (want("mib")) mib(env, o);
   if (want("idle")) idle(env, o);
   if (want("opens")) opens(env, o);
+  if (want("wss")) wss(env, o);
   if (want("burst")) burst(env, o);
   if (want("deflate")) deflate_case(env, o);
   if (perf > 0) {

@@ -12,6 +12,17 @@
 namespace wsgate::net {
 namespace {
 
+// Drops the first `n` bytes of a buffer sequence (what a partial write took).
+void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
+  auto it = buffers.begin();
+  while (it != buffers.end() && n >= it->size()) {
+    n -= it->size();
+    ++it;
+  }
+  buffers.erase(buffers.begin(), it);
+  if (n != 0 && !buffers.empty()) buffers.front() += n;
+}
+
 bool is_ip_literal(const std::string& host) {
   asio::error_code ec;
   asio::ip::make_address(host, ec);
@@ -122,6 +133,10 @@ void UpstreamConnection::on_connected(Connector::Result result) {
     asio::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // TCP only
   }
+  // Synchronous writes (start_write's write_some) must return would_block instead of waiting;
+  // Asio's own asynchronous operations are unaffected.
+  asio::error_code ignored;
+  socket_.non_blocking(true, ignored);
   if (options_.proxy) return start_tunnel(lock);
   stream_connected(lock);
 }
@@ -400,22 +415,36 @@ void UpstreamConnection::abort(Cause cause, std::string message) {
 // Actions.
 
 void UpstreamConnection::run(Lock& lock, session::Actions a) {
+  for (;;) {
+    // A write the socket took whole at once completes here, in this thread: the machine hears
+    // write_done without a trip through the Asio thread, and its next actions run in this loop
+    // (after this batch's notes, which keeps their order).
+    const bool written = !a.write.empty() && start_write(a.write);
+    queue_actions(a);
+    if (!written || a.finish || machine_.finished()) break;
+    a = machine_.write_done(session::Clock::now(), written_bytes_, true);
+  }
+  deliver(lock);
+}
+
+void UpstreamConnection::queue_actions(session::Actions& a) {
   const session::Counters& c = machine_.counters();
   counters_.bytes_sent.store(c.bytes_sent, std::memory_order_relaxed);
   counters_.bytes_received.store(c.bytes_received, std::memory_order_relaxed);
   counters_.messages_sent.store(c.messages_sent, std::memory_order_relaxed);
   counters_.messages_received.store(c.messages_received, std::memory_order_relaxed);
 
-  if (!a.write.empty()) start_write(a.write);
   if (a.read) start_read(*a.read);
   if (a.timer) arm_timer(*a.timer);
   for (session::Delivery& d : a.deliver) {
     notes_.push_back(Note{Note::Kind::deliver, std::move(d), {}, {}});
   }
-  for (std::size_t i = 0; i < a.room && !waiting_for_room_.empty(); ++i) {
-    notes_.push_back(Note{Note::Kind::room, {}, std::move(waiting_for_room_.front()), {}});
-    waiting_for_room_.pop_front();
+  const std::size_t rooms = std::min(a.room, waiting_for_room_.size());
+  for (std::size_t i = 0; i < rooms; ++i) {
+    notes_.push_back(Note{Note::Kind::room, {}, std::move(waiting_for_room_[i]), {}});
   }
+  waiting_for_room_.erase(waiting_for_room_.begin(),
+                          waiting_for_room_.begin() + static_cast<std::ptrdiff_t>(rooms));
   if (a.finish) {
     timer_.cancel();
     waiting_for_room_.clear();
@@ -427,16 +456,24 @@ void UpstreamConnection::run(Lock& lock, session::Actions a) {
     });
     notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});
   }
-  deliver(lock);
 }
 
 void UpstreamConnection::deliver(Lock& lock) {
   if (delivering_) return;  // that thread delivers ours too, in order
   delivering_ = true;
   while (!notes_.empty()) {
-    Note n = std::move(notes_.front());
-    notes_.pop_front();
+    // The whole batch, in order; what other threads queue meanwhile is the next batch. The
+    // batch's storage goes when it is delivered: nothing stays allocated while idle.
+    std::vector<Note> batch = std::exchange(notes_, {});
     lock.unlock();
+    for (Note& n : batch) deliver_one(n);
+    lock.lock();
+  }
+  delivering_ = false;
+}
+
+void UpstreamConnection::deliver_one(Note& n) {
+  {
     // observer_ is only touched by the delivering thread (delivering_ hands it over under the
     // mutex).
     switch (n.kind) {
@@ -466,26 +503,44 @@ void UpstreamConnection::deliver(Lock& lock) {
         }
         break;
     }
-    lock.lock();
   }
-  delivering_ = false;
 }
 
-void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
+bool UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
   std::vector<asio::const_buffer> out;
   out.reserve(buffers.size());
-  for (const session::ConstBuffer& b : buffers) out.emplace_back(b.data, b.size);
+  std::size_t total = 0;
+  for (const session::ConstBuffer& b : buffers) {
+    out.emplace_back(b.data, b.size);
+    total += b.size;
+  }
+  std::size_t already = 0;
+  if (!tls_ && inline_) {
+    // Plain TCP: one non-blocking sendmsg in the calling thread (a gRPC thread for a client
+    // message). Usually the socket takes it all, and the write is done without a completion
+    // handler on the Asio thread. Whatever it does not take goes the asynchronous way below.
+    asio::error_code ec;
+    already = socket_.write_some(out, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      already = 0;  // the asynchronous write reports the error through its handler
+    } else if (already == total) {
+      written_bytes_ = total;
+      return true;
+    }
+  }
   auto done = asio::bind_executor(
-      strand_, [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+      strand_, [self = shared_from_this(), already](const asio::error_code& ec, std::size_t n) {
         Lock lock(self->mutex_);
-        self->run(lock, self->machine_.write_done(session::Clock::now(), n, !ec,
+        self->run(lock, self->machine_.write_done(session::Clock::now(), already + n, !ec,
                                                   ec ? ec.message() : std::string()));
       });
   if (tls_) {
     asio::async_write(*tls_, out, std::move(done));
   } else {
+    drop_front(out, already);
     asio::async_write(socket_, out, std::move(done));
   }
+  return false;
 }
 
 void UpstreamConnection::start_read(session::MutableBuffer buffer) {

@@ -7,8 +7,11 @@
 //
 // Threading rule: one mutex per session. Whichever thread holds an event (an Asio completion,
 // or a call from the gRPC reactor) runs the machine under that mutex and starts the resulting
-// I/O itself (Asio initiations are serialised by the mutex; a write is attempted at once, in
-// the calling thread); nothing hops to another thread on the hot path. Two exceptions go
+// I/O itself (Asio initiations are serialised by the mutex). On a plain TCP session a write is
+// one non-blocking sendmsg in the calling thread; when the socket takes it whole, the machine
+// hears write_done in that same call, so a client message costs no wake-up of the Asio thread;
+// only what the socket does not take goes through async_write. Nothing hops to another thread
+// on the hot path but the upstream read, whose completion runs on the Asio thread. Two exceptions go
 // through the strand, where Asio's composed operations run their intermediate steps: the
 // connect phase (resolve, connection attempts, TLS handshake), and every event of a TLS session
 // (asio::ssl::stream keeps engine state those steps touch). Closing the socket is posted to the
@@ -29,7 +32,6 @@
 #include <asio/ssl.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -179,8 +181,12 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Performs what the machine asked for and queues what the observer must hear, then delivers.
   // Called with the mutex held; returns with it held.
   void run(Lock& lock, session::Actions actions);
+  // Starts what `a` asks for except its write, and queues its notes.
+  void queue_actions(session::Actions& a);
   void deliver(Lock& lock);
-  void start_write(const std::vector<session::ConstBuffer>& buffers);
+  // Starts the write; true if the socket took it all at once (written_bytes_ holds its size),
+  // in which case no completion handler follows.
+  bool start_write(const std::vector<session::ConstBuffer>& buffers);
   void start_read(session::MutableBuffer buffer);
   void arm_timer(session::TimePoint deadline);
   void close_socket();
@@ -192,6 +198,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     std::function<void()> on_room;
     session::Outcome outcome;
   };
+  // Tells the observer one note; called by the delivering thread, outside the mutex.
+  void deliver_one(Note& n);
 
   asio::strand<asio::io_context::executor_type> strand_;
   ConnectOptions options_;
@@ -210,8 +218,12 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::mutex mutex_;  // guards everything below and machine_
   bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
   bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
-  std::deque<std::function<void()>> waiting_for_room_;
-  std::deque<Note> notes_;
+  std::size_t written_bytes_ = 0;  // the size of a write start_write completed at once
+  // Vectors, not deques: an empty libstdc++ deque holds a 512-byte node and its map, per
+  // session; these are empty while a session is idle. notes_ is taken whole by the delivering
+  // thread; at most one client read waits for room at a time.
+  std::vector<std::function<void()>> waiting_for_room_;
+  std::vector<Note> notes_;
 };
 
 }  // namespace wsgate::net

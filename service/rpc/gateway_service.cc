@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -43,13 +43,14 @@ class GatewaySession final
       public RegisteredSession,
       public std::enable_shared_from_this<GatewaySession> {
  public:
-  GatewaySession(asio::io_context& io, SessionRegistry& registry, const GatewayDefaults& defaults,
+  GatewaySession(asio::io_context& io, SessionRegistry& registry,
+                 std::shared_ptr<const GatewayDefaults> defaults,
                  std::shared_ptr<net::MemoryBudget> budget,
                  std::shared_ptr<const net::DestinationPolicy> policy,
                  std::shared_ptr<spdlog::logger> logger)
       : io_(io),
         registry_(registry),
-        defaults_(defaults),
+        defaults_(std::move(defaults)),
         budget_(std::move(budget)),
         policy_(std::move(policy)),
         logger_(std::move(logger)),
@@ -74,6 +75,7 @@ class GatewaySession final
       }
       phase_ = Phase::connecting;
       v1::Open open = std::move(*incoming_.mutable_open());
+      incoming_.clear_open();  // the moved-from Open would stay allocated for the session's life
       lock.unlock();
       return open_session(open);
     }
@@ -146,7 +148,7 @@ class GatewaySession final
       outbox_bytes_ = 0;
     }
     std::shared_ptr<net::UpstreamConnection> resume;
-    if (paused_ && outbox_bytes_ <= effective_.max_queued_bytes / 2) {
+    if (paused_ && outbox_bytes_ <= max_queued_bytes_ / 2) {
       paused_ = false;
       want_paused_ = false;
       resume = connection_;
@@ -212,7 +214,7 @@ class GatewaySession final
     std::unique_lock lock(mutex_);
     enqueue(std::move(m), std::move(charge));
     std::shared_ptr<net::UpstreamConnection> pause;
-    if (!paused_ && outbox_bytes_ > effective_.max_queued_bytes && connection_) {
+    if (!paused_ && outbox_bytes_ > max_queued_bytes_ && connection_) {
       paused_ = true;  // the client is not keeping up: stop reading the socket
       want_paused_ = true;
       pause = connection_;
@@ -352,7 +354,7 @@ class GatewaySession final
 
   void open_session(const v1::Open& open) {
     // Everything is checked before any network I/O: a bad request makes no connection.
-    OpenValidation validated = validate_open(open, defaults_);
+    OpenValidation validated = validate_open(open, *defaults_);
     if (!validated.options) {
       const Refusal& r = validated.refusal;
       return reject(r.code, r.cause, r.message);
@@ -365,8 +367,8 @@ class GatewaySession final
                     log::redact_url(open.url()));
     }
 
-    if (defaults_.fd_budget) {
-      if (std::string why = defaults_.fd_budget->admit_session(); !why.empty()) {
+    if (defaults_->fd_budget) {
+      if (std::string why = defaults_->fd_budget->admit_session(); !why.empty()) {
         registry_.count_failure("fd_limit");
         return reject(grpc::StatusCode::RESOURCE_EXHAUSTED, "fd_limit", why);
       }
@@ -403,7 +405,7 @@ class GatewaySession final
       id_ = id;
       url_ = open.url();
       options.trace = std::make_shared<net::SessionLog>(id);
-      effective_ = options;
+      max_queued_bytes_ = options.max_queued_bytes;
       connection = net::UpstreamConnection::create(io_, std::move(options), shared_from_this());
       connection_ = connection;
     }
@@ -491,7 +493,9 @@ class GatewaySession final
 
   asio::io_context& io_;
   SessionRegistry& registry_;
-  const GatewayDefaults defaults_;  // a copy: a session may outlive the service briefly
+  // Shared with the service and every session (one copy, not one per idle session); a session
+  // may outlive the service briefly, so it holds a reference.
+  const std::shared_ptr<const GatewayDefaults> defaults_;
   const std::shared_ptr<net::MemoryBudget> budget_;
   std::shared_ptr<const net::DestinationPolicy> policy_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -500,7 +504,9 @@ class GatewaySession final
   mutable std::mutex mutex_;
   std::shared_ptr<GatewaySession> self_;  // gRPC's reference, dropped in OnDone
   std::shared_ptr<net::UpstreamConnection> connection_;
-  net::ConnectOptions effective_;
+  // The session's max_queued_bytes (after the client's Open): the outbox bound. Only this is
+  // kept of the options; the connection holds the rest.
+  std::uint64_t max_queued_bytes_ = 0;
   Phase phase_ = Phase::awaiting_open;
   std::string id_;
   std::string url_;
@@ -510,7 +516,9 @@ class GatewaySession final
     ServerMessage message;
     net::BudgetCharge charge;
   };
-  std::deque<Outgoing> outbox_;
+  // A list: ServerMessages stay where they are while gRPC writes them, and an empty list holds
+  // no memory (an empty libstdc++ deque holds a 512-byte node and its map, per idle session).
+  std::list<Outgoing> outbox_;
   std::uint64_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool paused_ = false;
@@ -530,8 +538,8 @@ GatewayService::GatewayService(asio::io_context& io, SessionRegistry& registry,
                                std::shared_ptr<spdlog::logger> logger)
     : io_(io),
       registry_(registry),
-      defaults_(std::move(defaults)),
-      budget_(std::make_shared<net::MemoryBudget>(defaults_.memory_budget_bytes)),
+      defaults_(std::make_shared<const GatewayDefaults>(std::move(defaults))),
+      budget_(std::make_shared<net::MemoryBudget>(defaults_->memory_budget_bytes)),
       policy_(std::move(policy)),
       logger_(std::move(logger)) {}
 

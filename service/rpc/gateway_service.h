@@ -56,7 +56,7 @@ class GatewayService final : public wsgate::v1::Gateway::CallbackService {
  private:
   asio::io_context& io_;
   SessionRegistry& registry_;
-  GatewayDefaults defaults_;
+  std::shared_ptr<const GatewayDefaults> defaults_;  // shared by the sessions
   std::shared_ptr<net::MemoryBudget> budget_;  // shared by every session of this service
   std::shared_ptr<const net::DestinationPolicy> policy_;
   std::shared_ptr<spdlog::logger> logger_;

@@ -16,6 +16,7 @@
 
 #include "service/rpc/status.h"
 #include "service/ws/error.h"
+#include "service/ws/handle_table.h"
 #include "service/ws/protocol_handle.h"
 #include "service/ws/types.h"
 
@@ -23,12 +24,24 @@ namespace wsgate::rpc {
 
 namespace v1 = wsgate::v1;
 
-// One handle. `owner` and `quota_key` are immutable; everything else is guarded by `mutex`.
+// One handle, an object of the service's ws::HandleTable. `owner` and `quota_key` are immutable
+// and `last_used` is atomic (the table's callbacks read them without the handle's lock);
+// everything else is guarded by the table's per-handle mutex (HandleTable::with).
 struct ProtocolComponentService::Entry {
-  Entry(Caller caller, std::atomic<std::size_t>& live_entries)
+  Entry(Caller caller, std::atomic<std::size_t>& live_entries,
+        std::atomic<std::uint64_t>& accounted_bytes)
       : alive(live_entries),
         owner(std::move(caller.owner)),
-        quota_key(std::move(caller.quota_key)) {}
+        quota_key(std::move(caller.quota_key)),
+        accounted(accounted_bytes) {}
+  // The table destroys an entry once the calls inside it are done: the engine handle goes first
+  // (it may point into the buffers), then the buffers' bytes go back to the service's budget.
+  ~Entry() {
+    handle.reset();
+    accounted -= queued_bytes;
+  }
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
 
   // Counts this entry in the service's live_entries() from construction until the very end of
   // its destruction (declared first: destroyed last, after every buffer).
@@ -41,7 +54,7 @@ struct ProtocolComponentService::Entry {
   } alive;
   const std::string owner;
   const std::string quota_key;
-  std::mutex mutex;
+  std::atomic<std::uint64_t>& accounted;  // the service's accounted_bytes_
   // When an RPC last named this handle (steady_clock ticks); read by the idle lease.
   std::atomic<std::int64_t> last_used{0};
   // Bytes held by send_storage and receive_storage together (the service's budget holds them).
@@ -64,7 +77,7 @@ struct ProtocolComponentService::Entry {
   std::uint32_t network_read_capacity = 0;
   // Extensions offered by BeginClientHandshake: EndClientHandshake's output capacity.
   std::uint32_t offered_extensions = 0;
-  // Declared last: destroyed first, before the buffers it may point into. nullptr once deleted.
+  // Declared last: destroyed first, before the buffers it may point into.
   std::unique_ptr<ws::ProtocolHandle> handle;
 };
 
@@ -72,13 +85,11 @@ namespace {
 
 // --- identity --------------------------------------------------------------------------------
 
-// A CSPRNG value, never 0; nullopt if the CSPRNG fails.
-std::optional<std::uint64_t> random_id() {
-  for (;;) {
-    std::uint64_t id = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id) != 1) return std::nullopt;
-    if (id != 0) return id;
-  }
+// A CSPRNG value for the handle table; 0 if the CSPRNG fails (the table then refuses).
+std::uint64_t random_id() {
+  std::uint64_t id = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id) != 1) return 0;
+  return id;
 }
 
 // --- statuses --------------------------------------------------------------------------------
@@ -199,14 +210,14 @@ std::uint32_t size32(std::size_t n) { return static_cast<std::uint32_t>(n); }
 
 ProtocolComponentService::ProtocolComponentService(const ProtocolComponentLimits& limits,
                                                    CallerOf caller_of, Clock clock)
-    : limits_(limits), caller_of_(std::move(caller_of)), clock_(std::move(clock)) {}
+    : limits_(limits),
+      caller_of_(std::move(caller_of)),
+      clock_(std::move(clock)),
+      table_(&random_id) {}
 
 ProtocolComponentService::~ProtocolComponentService() = default;
 
-std::size_t ProtocolComponentService::handle_count() const {
-  std::lock_guard lock(mutex_);
-  return entries_.size();
-}
+std::size_t ProtocolComponentService::handle_count() const { return table_.size(); }
 
 ProtocolComponentService::Caller ProtocolComponentService::caller(
     const grpc::CallbackServerContext& context) const {
@@ -230,23 +241,6 @@ ProtocolComponentService::Caller ProtocolComponentService::default_caller(
 void ProtocolComponentService::drop_quota(const std::string& quota_key) {
   auto it = handles_per_quota_key_.find(quota_key);
   if (it != handles_per_quota_key_.end() && --it->second == 0) handles_per_quota_key_.erase(it);
-}
-
-void ProtocolComponentService::retire(Entry& entry) {
-  std::unique_ptr<ws::ProtocolHandle> doomed;
-  std::deque<std::vector<std::uint8_t>> sends;
-  std::deque<Entry::ReceiveBuffer> receives;
-  {
-    std::lock_guard lock(entry.mutex);  // waits for calls already inside the handle
-    doomed = std::move(entry.handle);   // later calls that still hold the entry see NOT_FOUND
-    sends.swap(entry.send_storage);
-    receives.swap(entry.receive_storage);
-    entry.network_read_buffer = nullptr;
-    entry.network_read_token = 0;
-    accounted_bytes_ -= entry.queued_bytes;
-    entry.queued_bytes = 0;
-  }
-  doomed.reset();  // before the buffers it may point into
 }
 
 std::chrono::steady_clock::time_point ProtocolComponentService::now() const {
@@ -314,49 +308,28 @@ void ProtocolComponentService::release_owner(const std::string& owner) {
 }
 
 void ProtocolComponentService::delete_where(const std::function<bool(const Entry&)>& doomed_if) {
-  std::vector<std::shared_ptr<Entry>> doomed;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      if (doomed_if(*it->second)) {
-        drop_quota(it->second->quota_key);
-        doomed.push_back(std::move(it->second));
-        it = entries_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  // Outside the table's lock: retire() waits for the calls already inside each handle.
-  for (const std::shared_ptr<Entry>& entry : doomed) retire(*entry);
-  if (!doomed.empty()) {
+  // The table destroys each entry after the calls already inside it, outside its lock.
+  const std::size_t count = table_.erase_where(
+      doomed_if, [this](const Entry& e) { drop_quota(e.quota_key); });
+  if (count != 0) {
     log::log_event(*log::logger("protocol"), spdlog::level::debug, "handles deleted",
-                   {{"event", "handles_deleted"}, {"count", doomed.size()},
-                    {"remaining", handle_count()}});
+                      {{"event", "handles_deleted"}, {"count", count},
+                       {"remaining", handle_count()}});
   }
-}
-
-std::shared_ptr<ProtocolComponentService::Entry> ProtocolComponentService::find(
-    std::uint64_t id, const std::string& owner) const {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(id);
-  if (it == entries_.end() || it->second->owner != owner) return nullptr;
-  it->second->last_used = now().time_since_epoch().count();
-  return it->second;
 }
 
 template <class Fn>
 grpc::ServerUnaryReactor* ProtocolComponentService::with_entry(
     grpc::CallbackServerContext* context, std::uint64_t id, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status status;
+  grpc::Status status = not_found(id);
   reap_idle();
-  if (std::shared_ptr<Entry> entry = find(id, caller(*context).owner)) {
-    std::lock_guard lock(entry->mutex);
-    status = entry->handle ? std::forward<Fn>(fn)(*entry) : not_found(id);  // deleted meanwhile
-  } else {
-    status = not_found(id);
-  }
+  const std::string owner = caller(*context).owner;
+  table_.with(id, [&](Entry& e) {
+    if (e.owner != owner) return;  // another caller's handle: NOT_FOUND, as an unknown one
+    e.last_used = now().time_since_epoch().count();
+    status = std::forward<Fn>(fn)(e);
+  });
   reactor->Finish(status);
   return reactor;
 }
@@ -411,39 +384,34 @@ grpc::ServerUnaryReactor* ProtocolComponentService::create_handle(
   if (r != ws::Result::ok) return finish(engine_failure(function, r));
 
   reap_idle();  // before the limits are checked: expired handles give their room back
-  auto entry = std::make_shared<Entry>(caller(*context), live_entries_);
+  auto entry = std::make_unique<Entry>(caller(*context), live_entries_, accounted_bytes_);
   entry->handle = std::move(handle);
   entry->last_used = now().time_since_epoch().count();
+  const std::string owner = entry->owner;
   bool full = false;
   bool over_quota = false;
-  bool rng_failed = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto quota = handles_per_quota_key_.find(entry->quota_key);
-    if (entries_.size() >= limits_.max_handles) {
-      full = true;
-    } else if (quota != handles_per_quota_key_.end() &&
-               quota->second >= limits_.max_handles_per_client) {
-      over_quota = true;
-    } else {
-      std::optional<std::uint64_t> id;
-      do {
-        id = random_id();
-      } while (id && entries_.count(*id) != 0);
-      if (id) {
-        entries_.emplace(*id, entry);
-        ++handles_per_quota_key_[entry->quota_key];
-        response->set_handle(*id);
-      } else {
-        rng_failed = true;
-      }
-    }
-  }
-  // On failure `entry` (and its handle) is destroyed after the reply, outside every lock.
+  // The limits are checked and the quota counted in the same step as the insertion (under the
+  // table's lock); a refused entry is destroyed by the table, outside its lock.
+  const std::uint64_t id =
+      table_.insert(std::move(entry), [&](std::size_t live, const Entry& e) {
+        auto quota = handles_per_quota_key_.find(e.quota_key);
+        if (live >= limits_.max_handles) {
+          full = true;
+        } else if (quota != handles_per_quota_key_.end() &&
+                   quota->second >= limits_.max_handles_per_client) {
+          over_quota = true;
+        } else {
+          ++handles_per_quota_key_[e.quota_key];
+          return true;
+        }
+        return false;
+      });
+  const bool rng_failed = id == 0 && !full && !over_quota;
+  if (id != 0) response->set_handle(id);
   const char* verdict = full ? "handle_limit" : over_quota ? "handle_quota" : rng_failed ? "internal" : "created";
   log::log_event(*log::logger("protocol"), spdlog::level::debug, "create handle",
                  {{"event", "create_handle"}, {"role", server ? "server" : "client"},
-                  {"owner", entry->owner}, {"verdict", verdict}});
+                  {"owner", owner}, {"verdict", verdict}});
   if (full) {
     return finish(exhausted(std::string(function) + ": the limit of " +
                                 std::to_string(limits_.max_handles) +
@@ -482,21 +450,14 @@ grpc::ServerUnaryReactor* ProtocolComponentService::DeleteHandle(
   reap_idle();
   const std::uint64_t id = request->handle();
   const std::string owner = caller(*context).owner;
-  std::shared_ptr<Entry> entry;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = entries_.find(id);
-    if (it != entries_.end() && it->second->owner == owner) {
-      entry = std::move(it->second);
-      entries_.erase(it);
-      drop_quota(entry->quota_key);
-    }
-  }
-  if (!entry) {
+  // Another caller's handle is NOT_FOUND, as an unknown one. The table destroys the entry after
+  // the calls already inside it.
+  if (table_.erase_where(
+          id, [&](const Entry& e) { return e.owner == owner; },
+          [this](const Entry& e) { drop_quota(e.quota_key); }) == 0) {
     reactor->Finish(not_found(id));
     return reactor;
   }
-  retire(*entry);
   log::log_event(*log::logger("protocol"), spdlog::level::debug, "handle deleted",
                  {{"event", "delete_handle"}, {"owner", owner}});
   reactor->Finish(grpc::Status::OK);

@@ -70,10 +70,11 @@
 //
 // Thread safety: every method is safe from any thread (gRPC calls them from its callback
 // threads). Calls on one handle are serialised by the handle's mutex; calls on different handles
-// run in parallel. The table and the per-quota_key counts are guarded by a mutex held only for
-// lookups and updates; the byte budget is an atomic counter. release_owner (and the idle lease,
-// which runs on the calling gRPC thread before it takes any lock) waits for the calls inside
-// the handles it deletes, which are short: no call blocks inside a handle.
+// run in parallel. The handles live in a ws::HandleTable (the one stale-safe handle table);
+// its lock, held only for lookups and updates, also guards the per-quota_key counts. The byte
+// budget is an atomic counter. release_owner (and the idle lease, which runs on the calling
+// gRPC thread before it takes any lock) waits for the calls inside the handles it deletes,
+// which are short: no call blocks inside a handle.
 #pragma once
 
 #include <atomic>
@@ -87,6 +88,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "service/ws/handle_table.h"
 #include "wsgate/v1/protocol_component.grpc.pb.h"
 
 namespace wsgate::rpc {
@@ -189,15 +191,12 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
       wsgate::v1::GetGlobalPropertyResponse* response) override;
 
  private:
-  struct Entry;  // one handle: owner key, mutex, engine handle, buffers (in the .cc)
+  struct Entry;  // one handle: owner key, engine handle, buffers (in the .cc)
 
   grpc::ServerUnaryReactor* create_handle(grpc::CallbackServerContext* context, bool server,
                                           const wsgate::v1::CreateHandleRequest* request,
                                           wsgate::v1::CreateHandleResponse* response);
   Caller caller(const grpc::CallbackServerContext& context) const;
-  // Destroys an entry already removed from the table: waits for the calls inside it, destroys
-  // its engine handle, then its buffers, and returns their bytes to the budget.
-  void retire(Entry& entry);
   std::chrono::steady_clock::time_point now() const;
   // Deletes the handles idle longer than the lease, at most every quarter lease. Called before
   // a call takes any lock, so retiring an entry never waits while holding another.
@@ -212,12 +211,10 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   grpc::Status admit(Entry& entry, std::uint64_t bytes, std::string_view function);
   // Returns `bytes` an operation of `entry` (its lock held) no longer holds.
   void give_back(Entry& entry, std::uint64_t bytes);
-  // Called with mutex_ held: one handle fewer for `quota_key`.
+  // Called under the table's lock (a removal callback): one handle fewer for `quota_key`.
   void drop_quota(const std::string& quota_key);
-  // The entry for `id` if it exists and belongs to the caller (marked used now, for the idle
-  // lease); else nullptr.
-  std::shared_ptr<Entry> find(std::uint64_t id, const std::string& owner) const;
-  // Runs fn(Entry&) -> grpc::Status under the entry's lock, or answers NOT_FOUND.
+  // Runs fn(Entry&) -> grpc::Status under the entry's lock if `id` exists and belongs to the
+  // caller (marked used now, for the idle lease), or answers NOT_FOUND.
   template <class Fn>
   grpc::ServerUnaryReactor* with_entry(grpc::CallbackServerContext* context, std::uint64_t id,
                                        Fn&& fn);
@@ -227,13 +224,13 @@ class ProtocolComponentService final : public wsgate::v1::ProtocolComponent::Cal
   const Clock clock_;
   // reap_idle() does nothing before this time (steady_clock ticks).
   std::atomic<std::int64_t> next_reap_{0};
-  // Declared before entries_, which is destroyed first: an Entry updates them when it dies.
+  // Declared before table_, which is destroyed first: an Entry updates them when it dies.
   std::atomic<std::uint64_t> accounted_bytes_{0};
   std::atomic<std::size_t> live_entries_{0};
-  mutable std::mutex mutex_;  // guards entries_ and handles_per_quota_key_
-  std::unordered_map<std::uint64_t, std::shared_ptr<Entry>> entries_;
-  // Live handles per quota_key; a key is erased when its count drops to 0.
+  // Live handles per quota_key; a key is erased when its count drops to 0. Guarded by the
+  // table's lock: only touched in table_'s admission and removal callbacks.
   std::unordered_map<std::string, std::uint32_t> handles_per_quota_key_;
+  ws::HandleTable<Entry> table_;
 };
 
 }  // namespace wsgate::rpc

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -247,7 +248,10 @@ class SessionMachine {
   std::uint64_t message_size_ = 0;  // bytes of the incoming message so far (also when streamed)
   net::BudgetCharge message_charge_;
   bool message_text_ = false;
-  std::deque<OutgoingMessage> queued_;  // handed to the engine, not yet completed
+  // Handed to the engine, not yet completed. A list: the engine points into the messages, so
+  // they must not move, and an empty list holds no memory (an empty libstdc++ deque holds a
+  // 512-byte node and its map, per idle session).
+  std::list<OutgoingMessage> queued_;
   std::uint64_t queued_bytes_ = 0;
   std::size_t waiting_for_room_ = 0;
   std::optional<CloseInfo> pending_close_;  // how the close will be reported once it completes

@@ -256,7 +256,13 @@ class ProtocolHandle {
   Role role_;
   State state_ = State::created;
   HandleOptions options_;
-  std::unique_ptr<std::uint8_t[]> owned_memory_;
+  // The receive and send areas when the caller gave no memory (ALLOCATED_BUFFER). Large areas
+  // are their own anonymous mapping where the platform has one (see the constructor).
+  struct OwnedMemory {
+    std::size_t mapped;  // bytes mapped; 0: allocated with new[]
+    void operator()(std::uint8_t* memory) const noexcept;
+  };
+  std::unique_ptr<std::uint8_t[], OwnedMemory> owned_memory_;
   std::uint8_t* receive_area_ = nullptr;  // receive_buffer_size bytes of wire data
   std::uint8_t* send_area_ = nullptr;     // send_buffer_size bytes for masked/gathered payload
   std::uintptr_t token_counter_ = 0;

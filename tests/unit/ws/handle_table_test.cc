@@ -142,5 +142,69 @@ TEST(HandleTable, ConcurrentEraseIsSafe) {
   for (auto id : ids) EXPECT_FALSE(t.with(id, [](Counted&) {}));
 }
 
+std::uint64_t failing_generator() { return 0; }  // a CSPRNG that cannot make a value
+
+TEST(HandleTable, FailingGeneratorRefusesInsteadOfSpinning) {
+  std::atomic<int> live{0};
+  HandleTable<Counted> t(&failing_generator);
+  EXPECT_EQ(t.insert(std::make_unique<Counted>(1, &live)), 0u);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(live.load(), 0);  // the refused object is destroyed
+}
+
+TEST(HandleTable, AdmissionRunsWithTheCountAndCanRefuse) {
+  std::atomic<int> live{0};
+  HandleTable<Counted> t;
+  int admitted = 0;
+  auto at_most_two = [&](std::size_t count, const Counted& c) {
+    EXPECT_GE(c.value, 1);
+    if (count >= 2) return false;
+    ++admitted;  // a caller's count kept in step with the table, under its lock
+    return true;
+  };
+  const std::uint64_t a = t.insert(std::make_unique<Counted>(1, &live), at_most_two);
+  const std::uint64_t b = t.insert(std::make_unique<Counted>(2, &live), at_most_two);
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(b, 0u);
+  EXPECT_EQ(t.insert(std::make_unique<Counted>(3, &live), at_most_two), 0u);
+  EXPECT_EQ(admitted, 2);
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(live.load(), 2);  // the refused one is gone
+  EXPECT_TRUE(t.erase(a));
+  EXPECT_NE(t.insert(std::make_unique<Counted>(4, &live), at_most_two), 0u);  // room again
+}
+
+TEST(HandleTable, EraseWherePicksByPredicateAndReportsEachRemoval) {
+  std::atomic<int> live{0};
+  HandleTable<Counted> t;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(t.insert(std::make_unique<Counted>(i, &live)));
+  std::vector<int> removed;
+  const std::size_t n = t.erase_where([](const Counted& c) { return c.value % 2 == 0; },
+                                      [&](const Counted& c) { removed.push_back(c.value); });
+  EXPECT_EQ(n, 5u);
+  EXPECT_EQ(removed.size(), 5u);
+  for (int v : removed) EXPECT_EQ(v % 2, 0);
+  EXPECT_EQ(live.load(), 5);  // destroyed once removed
+  EXPECT_EQ(t.size(), 5u);
+  EXPECT_FALSE(t.with(ids[0], [](Counted&) {}));
+  EXPECT_TRUE(t.with(ids[1], [](Counted&) {}));
+}
+
+TEST(HandleTable, EraseOneOnlyWhenThePredicateAgrees) {
+  HandleTable<Counted> t;
+  const std::uint64_t h = t.insert(std::make_unique<Counted>(7));
+  int removals = 0;
+  auto count = [&](const Counted&) { ++removals; };
+  // Another owner's handle: left alone, as an unknown one.
+  EXPECT_EQ(t.erase_where(h, [](const Counted& c) { return c.value == 8; }, count), 0u);
+  EXPECT_EQ(t.erase_where(h + 1, [](const Counted&) { return true; }, count), 0u);
+  EXPECT_EQ(removals, 0);
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.erase_where(h, [](const Counted& c) { return c.value == 7; }, count), 1u);
+  EXPECT_EQ(removals, 1);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 }  // namespace
 }  // namespace wsgate::ws
