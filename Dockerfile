@@ -7,27 +7,40 @@
 #   docker run -d -v wsgate-run:/run/wsgate -e WSGATE_TCP=0.0.0.0:9000 -p 127.0.0.1:9000:9000 wsgated
 #   docker run -d -v wsgate-run:/run/wsgate -v /etc/wsgate/wsgated.toml:/etc/wsgate/wsgated.toml:ro wsgated
 
-# --- build: the project's own set-up script, exactly as on a developer machine (README) --------
+# --- build: the project's own set-up script, as on a developer machine (README), limited to the
+# shipped binaries (--daemon-only: no tests, benchmarks or Node) ------------------------------
+# debian:bookworm: the official image, or one made without a registry (debootstrap --variant=minbase
+# bookworm + docker import: tests/deploy/container/base-image.sh).
 FROM debian:bookworm AS build
 WORKDIR /src
-# Sources only (not the host's build trees, whose CMake caches name host paths).
+# The packages first, in a layer of their own: a source change does not download them again.
+COPY scripts/setup.sh scripts/deps-daemon.txt scripts/
+RUN scripts/setup.sh --daemon-only --deps-only && rm -rf /var/lib/apt/lists/*
+# Sources only (not the host's build trees, whose CMake caches name host paths; .dockerignore).
 COPY CMakeLists.txt README.md ARCHITECTURE.md ./
 COPY cmake cmake
 COPY proto proto
 COPY service service
-COPY tests tests
-COPY bench bench
 COPY client-sdk client-sdk
 COPY scripts scripts
 COPY deploy deploy
 COPY docs docs
-RUN scripts/setup.sh \
- && strip --strip-unneeded build/service/daemon/wsgated build/service/daemon/wsgate-health \
-      build/client-sdk/cli/wsgate build/client-sdk/libwsgate-client.so.0.*
+# ccache in a BuildKit cache mount (DOCKER_BUILDKIT=1): a rebuild after a source change compiles
+# only what changed. Without BuildKit, drop the --mount option: the build is then a full one.
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    scripts/setup.sh --daemon-only \
+ && strip --strip-unneeded build-daemon/service/daemon/wsgated \
+      build-daemon/service/daemon/wsgate-health build-daemon/client-sdk/cli/wsgate \
+      build-daemon/client-sdk/libwsgate-client.so.0.*
 
 # --- runtime: only the shared libraries the binaries load --------------------------------------
-FROM debian:bookworm-slim
-RUN apt-get update \
+# The same base as the build stage (there is no bookworm-slim without a registry): dpkg leaves out
+# documentation, man pages and translations, as bookworm-slim does.
+FROM debian:bookworm
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/locale/*' \
+      'path-exclude /usr/share/info/*' > /etc/dpkg/dpkg.cfg.d/docker-slim \
+ && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libabsl20220623 \
@@ -52,18 +65,16 @@ RUN apt-get update \
       libtomlplusplus3 \
       libzstd1 \
       zlib1g \
- && rm -rf /var/lib/apt/lists/*
-# A fixed non-root uid/gid: clients in other containers share the socket through group 10001
-# (Kubernetes: supplementalGroups/fsGroup, see deploy/kubernetes/).
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 RUN groupadd --system --gid 10001 wsgate \
  && useradd --system --uid 10001 --gid wsgate --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin wsgate \
  && install -d -o wsgate -g wsgate -m 0770 /run/wsgate
-COPY --from=build /src/build/service/daemon/wsgated /src/build/service/daemon/wsgate-health /usr/local/bin/
+COPY --from=build /src/build-daemon/service/daemon/wsgated /src/build-daemon/service/daemon/wsgate-health /usr/local/bin/
 # wsgate, the command-line client (`docker exec CONTAINER wsgate sessions`; it finds the daemon
 # through WSGATE_SOCKET below), and the SDK library it links.
-COPY --from=build /src/build/client-sdk/cli/wsgate /usr/local/bin/
-COPY --from=build /src/build/client-sdk/libwsgate-client.so.0 /usr/local/lib/
+COPY --from=build /src/build-daemon/client-sdk/cli/wsgate /usr/local/bin/
+COPY --from=build /src/build-daemon/client-sdk/libwsgate-client.so.0 /usr/local/lib/
 RUN ldconfig
 COPY --from=build /src/deploy/config/wsgated.example.toml /etc/wsgate/wsgated.toml
 # Configuration: the file (mount another at /etc/wsgate/wsgated.toml, or set WSGATE_CONFIG),
@@ -77,6 +88,6 @@ EXPOSE 9000
 USER wsgate:wsgate
 STOPSIGNAL SIGTERM
 # The standard gRPC health service over the unix socket ($WSGATE_SOCKET).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["wsgate-health", "--timeout-ms", "4000"]
 ENTRYPOINT ["wsgated"]
