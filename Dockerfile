@@ -2,7 +2,7 @@
 # tests/deploy/check_runtime_libs.py compares the runtime packages with ldd of the built binaries
 # and the build step with the README's. Usage: docs/operations.md ("Containers").
 #
-#   docker build -t wsgated .
+#   DOCKER_BUILDKIT=1 docker build -t wsgated .     # BuildKit (the default from Docker 23 on)
 #   docker run -d --name wsgated -v wsgate-run:/run/wsgate wsgated
 #   docker run -d -v wsgate-run:/run/wsgate -e WSGATE_TCP=0.0.0.0:9000 -p 127.0.0.1:9000:9000 wsgated
 #   docker run -d -v wsgate-run:/run/wsgate -v /etc/wsgate/wsgated.toml:/etc/wsgate/wsgated.toml:ro wsgated
@@ -10,23 +10,22 @@
 # --- build: the project's own set-up script, as on a developer machine (README), limited to the
 # shipped binaries (--daemon-only: no tests, benchmarks or Node) ------------------------------
 # debian:bookworm: the official image, or one made without a registry (debootstrap --variant=minbase
-# bookworm + docker import: tests/deploy/container/base-image.sh).
+# bookworm + docker import: tests/deploy/container/engine.sh).
 FROM debian:bookworm AS build
 WORKDIR /src
 # The packages first, in a layer of their own: a source change does not download them again.
 COPY scripts/setup.sh scripts/deps-daemon.txt scripts/
 RUN scripts/setup.sh --daemon-only --deps-only && rm -rf /var/lib/apt/lists/*
-# Sources only (not the host's build trees, whose CMake caches name host paths; .dockerignore).
-COPY CMakeLists.txt README.md ARCHITECTURE.md ./
+# Sources only (not the host's build trees, whose CMake caches name host paths; .dockerignore),
+# and not the docs: a change there does not rebuild.
+COPY CMakeLists.txt ./
 COPY cmake cmake
 COPY proto proto
 COPY service service
 COPY client-sdk client-sdk
 COPY scripts scripts
 COPY deploy deploy
-COPY docs docs
-# ccache in a BuildKit cache mount (DOCKER_BUILDKIT=1): a rebuild after a source change compiles
-# only what changed. Without BuildKit, drop the --mount option: the build is then a full one.
+# ccache in a BuildKit cache mount: a rebuild after a source change compiles only what changed.
 RUN --mount=type=cache,target=/root/.cache/ccache \
     scripts/setup.sh --daemon-only \
  && strip --strip-unneeded build-daemon/service/daemon/wsgated \
@@ -34,13 +33,10 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
       build-daemon/client-sdk/libwsgate-client.so.0.*
 
 # --- runtime: only the shared libraries the binaries load --------------------------------------
-# The same base as the build stage (there is no bookworm-slim without a registry): dpkg leaves out
-# documentation, man pages and translations, as bookworm-slim does.
-FROM debian:bookworm
-RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/locale/*' \
-      'path-exclude /usr/share/info/*' > /etc/dpkg/dpkg.cfg.d/docker-slim \
- && apt-get update \
+# bookworm-slim: the official image, or one made from the debootstrap image as Debian makes it
+# (tests/deploy/container/engine.sh). Its dpkg leaves out documentation and translations.
+FROM debian:bookworm-slim
+RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libabsl20220623 \

@@ -6,7 +6,9 @@
 #   engine_down   stops that dockerd, by its pid, only if engine_up started it
 #   base_image    makes debian:bookworm once (kept by the engine; skipped when it exists):
 #                 debootstrap --variant=minbase bookworm with this machine's Debian mirror, then
-#                 docker import
+#                 docker import; and debian:bookworm-slim from it, as Debian's official slim
+#                 image is made: no documentation, man pages or translations, and dpkg told to
+#                 leave them out of packages installed later
 #   $DOCKER       the client: docker.io's own /usr/bin/docker when there (its BuildKit is built in;
 #                 a newer client elsewhere on PATH may want the buildx plugin for DOCKER_BUILDKIT)
 # Needs root (apt-get, dockerd, debootstrap).
@@ -15,6 +17,7 @@ ENGINE_STARTED_PID=""
 ENGINE_LOG=""
 DOCKER=docker
 BASE_IMAGE=${WSGATE_BASE_IMAGE:-debian:bookworm}
+SLIM_IMAGE=${WSGATE_SLIM_IMAGE:-debian:bookworm-slim}
 
 engine_log() { echo "container: $*" >&2; }
 
@@ -85,9 +88,15 @@ engine_apt_sources() {
 }
 
 base_image() {
-  if $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-    return 0
+  if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    debootstrap_image
   fi
+  if ! $DOCKER image inspect "$SLIM_IMAGE" >/dev/null 2>&1; then
+    slim_image
+  fi
+}
+
+debootstrap_image() {
   local sources mirror root start=$SECONDS
   sources=$(engine_apt_sources)
   [ -n "$sources" ] || sources="deb http://deb.debian.org/debian bookworm main"
@@ -104,4 +113,31 @@ base_image() {
   tar -C "$root" -c . | $DOCKER import - "$BASE_IMAGE" >/dev/null
   rm -rf "$root" "$root.log"
   engine_log "$BASE_IMAGE made in $((SECONDS - start)) s"
+}
+
+slim_image() {
+  local root cid
+  root=$(mktemp -d /tmp/wsgate-rootfs.XXXXXX)
+  cid=$($DOCKER create "$BASE_IMAGE" /bin/true)
+  $DOCKER export "$cid" | tar -C "$root" -x
+  $DOCKER rm "$cid" >/dev/null
+  cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+CFG
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$root"/usr/share/man/* "$root"/usr/share/groff/* "$root"/usr/share/info/* \
+    "$root"/usr/share/lintian/* "$root"/usr/share/linda/* "$root"/usr/share/locale/* \
+    "$root"/var/cache/man/*
+  rm -f "$root/.dockerenv"
+  tar -C "$root" -c . | $DOCKER import - "$SLIM_IMAGE" >/dev/null
+  rm -rf "$root"
+  engine_log "$SLIM_IMAGE made from $BASE_IMAGE"
 }
