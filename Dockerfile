@@ -65,7 +65,7 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 wsgate \
  && useradd --system --uid 10001 --gid wsgate --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin wsgate \
- && install -d -o wsgate -g wsgate -m 0770 /run/wsgate
+ && install -d -o wsgate -g wsgate -m 0750 /run/wsgate
 COPY --from=build /src/build-daemon/service/daemon/wsgated /src/build-daemon/service/daemon/wsgate-health /usr/local/bin/
 # wsgate, the command-line client (`docker exec CONTAINER wsgate sessions`; it finds the daemon
 # through WSGATE_SOCKET below), and the SDK library it links.

@@ -37,10 +37,20 @@ mkdir -p "$ccache_dir"
 apt_cache=${WSGATE_APT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate-ci/apt-archives}
 mkdir -p "$apt_cache/partial"
 
+# The machine's trust store for npm (Node): where a TLS-intercepting proxy stands between this
+# machine and the npm registry, its CA is in the host's store but not in Debian's
+# ca-certificates. Not an install step of the project, so it is passed in rather than installed.
+extra_ca=() host_ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+if [ -r "$host_ca" ]; then
+  extra_ca=(-v "$(readlink -f "$host_ca"):/usr/local/share/wsgate-ci/host-ca.crt:ro"
+            -e NODE_EXTRA_CA_CERTS=/usr/local/share/wsgate-ci/host-ca.crt
+            -e npm_config_cafile=/usr/local/share/wsgate-ci/host-ca.crt)
+fi
+
 # The checkout as a fresh clone has it (plus uncommitted files not ignored), streamed in.
 $DOCKER create --name "$name" --network host -i -w /src \
   -v "$ccache_dir:/root/.cache/ccache" -e CCACHE_DIR=/root/.cache/ccache -e CI \
-  -v "$apt_cache:/var/cache/apt/archives" \
+  -v "$apt_cache:/var/cache/apt/archives" "${extra_ca[@]}" \
   "$BASE_IMAGE" bash -c 'mkdir -p /src && tar -x -C /src && exec scripts/test.sh "$@"' test.sh "$@" \
   >/dev/null
 start=$SECONDS

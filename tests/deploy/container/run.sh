@@ -61,8 +61,8 @@ compilers=$($DOCKER run --rm --network none --entrypoint /bin/sh "$image" -c \
   'for c in cc gcc g++ c++ clang; do command -v $c; done; dpkg-query -W -f="\${Package}\n" build-essential 2>/dev/null; true')
 [ -z "$compilers" ] || fail "the runtime image has a compiler: $compilers"
 
-# 3. The socket volume: a host directory the container's user owns.
-install -d -o 10001 -g 10001 -m 0770 "$tmp/run"
+# 3. The socket volume: a host directory the container's user owns, as the image's /run/wsgate.
+install -d -o 10001 -g 10001 -m 0750 "$tmp/run"
 start_ns=$(date +%s%N)
 $DOCKER run -d --name "$name" --network host -v "$tmp/run:/run/wsgate" "$image" >/dev/null
 deadline=$((SECONDS + 90)) serving_ms="" healthy_ms=""
