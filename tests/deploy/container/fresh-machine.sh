@@ -8,7 +8,8 @@
 # node_modules or .git) and runs scripts/test.sh there as root, as a new user would: every package
 # it needs must come from scripts/setup.sh, so a missing install step fails here even when the
 # machine running CI has the package. The host's ccache directory is mounted (the compilers come
-# from the same Debian packages, so the build is mostly cache hits); --network host for the
+# from the same Debian packages, so the build is mostly cache hits; ccache hashes the locale
+# variables, so they are passed in); --network host for the
 # Debian and npm registries; a host directory keeps the downloaded .debs between runs. The
 # container is removed afterwards.
 set -euo pipefail
@@ -50,6 +51,7 @@ fi
 # The checkout as a fresh clone has it (plus uncommitted files not ignored), streamed in.
 $DOCKER create --name "$name" --network host -i -w /src \
   -v "$ccache_dir:/root/.cache/ccache" -e CCACHE_DIR=/root/.cache/ccache -e CI \
+  -e LANG -e LC_ALL -e LC_CTYPE -e LC_MESSAGES \
   -v "$apt_cache:/var/cache/apt/archives" "${extra_ca[@]}" \
   "$BASE_IMAGE" bash -c 'mkdir -p /src && tar -x -C /src && exec scripts/test.sh "$@"' test.sh "$@" \
   >/dev/null
