@@ -53,6 +53,9 @@ t0=$SECONDS
 DOCKER_BUILDKIT=1 $DOCKER build --network host -t "$image" "$src" >"$tmp/build.log" 2>&1 \
   || { tail -40 "$tmp/build.log" >&2; fail "docker build"; }
 build_s=$((SECONDS - t0))
+# The build cache grows by a few layers per source change: drop what no build used for a week
+# (the ccache mount is in use by every build, so it stays).
+$DOCKER builder prune -f --filter until=168h >/dev/null 2>&1 || true
 size=$($DOCKER image inspect -f '{{.Size}}' "$image")
 echo "container: image built in $build_s s, $((size / 1000000)) MB"
 
