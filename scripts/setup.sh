@@ -7,8 +7,9 @@
 #   scripts/setup.sh --tsan           # the daemon and its threaded tests under TSan, in build-tsan/
 #   scripts/setup.sh --fuzz           # clang + libFuzzer fuzz targets, in build-fuzz/
 #   scripts/setup.sh --daemon-only    # only the shipped binaries (wsgated, wsgate-health, wsgate,
-#                                     # the SDK, libwebsocket.so) from scripts/deps-daemon.txt:
-#                                     # no tests, benchmarks or Node (the container image), in build-daemon/
+#                                     # the SDK, libwebsocket.so) from scripts/deps-daemon.txt: no
+#                                     # tests, benchmarks or Node (the container image), in
+#                                     # build-daemon/
 #   scripts/setup.sh --deps-only      # install packages, do not build (with --daemon-only: only
 #                                     # the packages of scripts/deps-daemon.txt)
 set -euo pipefail
