@@ -6,24 +6,34 @@
 #   scripts/setup.sh --sanitize       # the engine, wsgated and their tests under ASan+UBSan, in build-asan/
 #   scripts/setup.sh --tsan           # the daemon and its threaded tests under TSan, in build-tsan/
 #   scripts/setup.sh --fuzz           # clang + libFuzzer fuzz targets, in build-fuzz/
-#   scripts/setup.sh --deps-only      # install packages, do not build
+#   scripts/setup.sh --daemon-only    # only the shipped binaries (wsgated, wsgate-health, wsgate,
+#                                     # the SDK, libwebsocket.so) from scripts/deps-daemon.txt: no
+#                                     # tests, benchmarks or Node (the container image), in
+#                                     # build-daemon/
+#   scripts/setup.sh --deps-only      # install packages, do not build (with --daemon-only: only
+#                                     # the packages of scripts/deps-daemon.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode=default
-case "${1:-}" in
-  --sanitize) mode=sanitize ;;
-  --tsan) mode=tsan ;;
-  --fuzz) mode=fuzz ;;
-  --deps-only) mode=deps ;;
-  "") ;;
-  *) echo "usage: $0 [--sanitize|--tsan|--fuzz|--deps-only]" >&2; exit 2 ;;
-esac
+mode=default deps_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) mode=sanitize ;;
+    --tsan) mode=tsan ;;
+    --fuzz) mode=fuzz ;;
+    --daemon-only) mode=daemon ;;
+    --deps-only) deps_only=1 ;;
+    *) echo "usage: $0 [--sanitize|--tsan|--fuzz|--daemon-only] [--deps-only]" >&2; exit 2 ;;
+  esac
+done
 
 install_missing_packages() {
-  local wanted missing=()
-  wanted=$(grep -v -e '^#' -e '^[[:space:]]*$' scripts/deps.txt)
+  local wanted missing=() lists=(scripts/deps-daemon.txt)
+  [ "$mode" = daemon ] || lists+=(scripts/deps.txt)
+  wanted=$(cat "${lists[@]}" | grep -v -e '^#' -e '^[[:space:]]*$')
   for p in $wanted; do
+    # nodesource's nodejs package bundles npm and conflicts with Debian's.
+    [ "$p" = npm ] && command -v npm >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -36,7 +46,7 @@ install_missing_packages() {
 }
 
 install_missing_packages
-[ "$mode" = deps ] && exit 0
+[ "$deps_only" = 1 ] && exit 0
 
 jobs=${WSGATE_JOBS:-2}
 # Paths relative to the checkout, so that a clone in another folder (a CI runner) hits the cache.
@@ -54,6 +64,12 @@ case "$mode" in
     [ -d client-sdk/node/node_modules ] || client-sdk/scripts/setup-node.sh
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
+    ;;
+  daemon)
+    cmake -S . -B build-daemon -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSGATE_BUILD_TESTS=OFF \
+      -DWSGATE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+    cmake --build build-daemon -j"$jobs" --target wsgated wsgate-health wsgate_cli wsgate_client \
+      wsgate_websocket_remote wsgate_websocket
     ;;
   sanitize)
     # Everything but the benchmarks, under ASan+UBSan (scripts/test.sh --sanitize runs every

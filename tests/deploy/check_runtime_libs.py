@@ -5,11 +5,13 @@
    debian:bookworm-slim already has, so that the image does not depend on the base's contents),
    and the runtime stage installs nothing that no binary needs, except the few listed in
    EXTRA_RUNTIME with their reason.
-2. The build stage builds with scripts/setup.sh, the set-up step the README gives, and installs
-   no packages of its own (scripts/deps.txt is the one list).
+2. The build stage builds with scripts/setup.sh --daemon-only, the README's set-up step limited to
+   the shipped binaries (no tests, benchmarks or Node), and installs no packages of its own
+   (scripts/deps-daemon.txt is the one list).
 3. The runtime stage runs as a non-root user, keeps the socket in a volume, and its HEALTHCHECK
    runs the probe shipped with the project; the files it copies from the build stage are the
-   ones the build produces, and it copies every directory the top-level CMakeLists.txt adds.
+   ones the build produces, and it copies every directory the top-level CMakeLists.txt adds
+   for that build (not tests/ and bench/, which it turns off).
 4. deploy/kubernetes/wsgated-sidecar.yaml (when PyYAML is there): the socket volume is shared,
    the probes run wsgate-health, every container has resource limits, and the pod's
    supplementalGroups include the image's gid."""
@@ -113,8 +115,8 @@ class Dockerfile(unittest.TestCase):
     def test_build_stage_is_the_readme_setup_step(self):
         self.assertRegex(self.build[0], r"(?i)^FROM\s+debian:bookworm\s+AS\s+build$")
         runs = [i for i in self.build if i.upper().startswith("RUN")]
-        self.assertTrue(any(re.search(r"(^|\s|&&)scripts/setup\.sh(\s|$|&&)", r) for r in runs),
-                        runs)
+        self.assertTrue(any(re.search(r"(^|\s|&&)scripts/setup\.sh --daemon-only(\s|$|&&)", r)
+                            for r in runs), runs)
         self.assertEqual(apt_packages(self.build), set(),
                          "the build stage must get its packages from scripts/setup.sh")
         readme = (SOURCE / "README.md").read_text()
@@ -135,14 +137,14 @@ class Dockerfile(unittest.TestCase):
                 continue
             for src in m.group(1).split():
                 rel = pathlib.PurePosixPath(src).relative_to("/src")
-                if rel.parts[0] == "build":  # the build tree: same layout as ours
+                if rel.parts[0] == "build-daemon":  # the build tree: same layout as ours
                     self.assertTrue((BUILD / pathlib.Path(*rel.parts[1:])).exists(), src)
                 else:
                     self.assertTrue((SOURCE / rel).exists(), src)
 
     def test_build_stage_copies_every_source_directory(self):
         top = (SOURCE / "CMakeLists.txt").read_text()
-        subdirs = set(re.findall(r"add_subdirectory\((\S+?)\)", top))
+        subdirs = set(re.findall(r"add_subdirectory\((\S+?)\)", top)) - {"tests", "bench"}
         copied = set()
         for ins in self.build:
             m = re.match(r"COPY\s+(?!--from)(.*)\s+\S+$", ins)
@@ -150,6 +152,7 @@ class Dockerfile(unittest.TestCase):
                 copied |= {s.rstrip("/") for s in m.group(1).split()}
         self.assertEqual(subdirs - copied, set(), "not copied into the build stage")
         self.assertIn("scripts", copied)
+        self.assertEqual(copied & {"tests", "bench"}, set(), "the image does not build them")
 
 
 class KubernetesExample(unittest.TestCase):

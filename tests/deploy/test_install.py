@@ -1,6 +1,6 @@
-"""deploy/install.sh into a temporary DESTDIR: the layout, the units rewritten to the prefix,
-the default configuration (kept when it exists), and the installed unit passing
-systemd-analyze verify with the staged binary."""
+"""deploy/install.sh (cmake --install of the components daemon and capi) into a temporary
+DESTDIR: the layout, the units configured with the prefix, the default configuration (kept when
+it exists), and the installed unit passing systemd-analyze verify with the staged binary."""
 import filecmp
 import os
 import pathlib
@@ -32,8 +32,9 @@ class Install(unittest.TestCase):
     def test_prefix_usr(self):
         self.install("--prefix", "/usr")
         d = self.dest
-        for f in ("usr/bin/wsgated", "usr/bin/wsgate-health"):
+        for f in ("usr/bin/wsgated", "usr/bin/wsgate-health", "usr/bin/wsgate"):
             self.assertTrue(os.access(d / f, os.X_OK), f)
+        self.assertTrue(list(d.glob("usr/lib*/**/libwebsocket.so.0")), "libwebsocket.so.0")
         unit = (d / "usr/lib/systemd/system/wsgated.service").read_text()
         self.assertIn("ExecStart=/usr/bin/wsgated --config /etc/wsgate/wsgated.toml", unit)
         self.assertIn("Documentation=file:/usr/share/doc/wsgate/operations.md", unit)
@@ -43,6 +44,11 @@ class Install(unittest.TestCase):
         self.assertTrue((d / "usr/lib/sysusers.d/wsgate.conf").exists())
         self.assertTrue(filecmp.cmp(d / "etc/wsgate/wsgated.toml", EXAMPLE, shallow=False))
         self.assertTrue((d / "usr/share/doc/wsgate/operations.md").exists())
+        self.assertEqual(list(d.glob("usr/lib/systemd/system/*.in")), [])
+        for name in ("wsgated.service", "wsgated.socket"):  # every template variable filled in
+            text = (d / "usr/lib/systemd/system" / name).read_text()
+            self.assertRegex(text, r"(?m)^Documentation=file:/usr/share/doc/wsgate/")
+            self.assertNotRegex(text, r"@[A-Z_]+@")
         # The installed configuration is valid for the installed binary.
         r = subprocess.run([str(d / "usr/bin/wsgated"), "--config",
                             str(d / "etc/wsgate/wsgated.toml"), "--check-config"],
@@ -59,13 +65,14 @@ class Install(unittest.TestCase):
         self.install()
         d = self.dest
         self.assertTrue(os.access(d / "usr/local/bin/wsgated", os.X_OK))
-        unit = (d / "etc/systemd/system/wsgated.service").read_text()
-        self.assertIn("ExecStart=/usr/local/bin/wsgated ", unit)
-        self.assertTrue((d / "etc/sysusers.d/wsgate.conf").exists())
+        unit = (d / "usr/local/lib/systemd/system/wsgated.service").read_text()
+        self.assertIn("ExecStart=/usr/local/bin/wsgated --config /etc/wsgate/wsgated.toml", unit)
+        self.assertIn("Documentation=file:/usr/local/share/doc/wsgate/operations.md", unit)
+        self.assertTrue((d / "usr/local/lib/sysusers.d/wsgate.conf").exists())
         conf = d / "etc/wsgate/wsgated.toml"
         conf.write_text("io_threads = 2\n")
         out = self.install()
-        self.assertIn("kept the existing", out)
+        self.assertIn("Kept the existing /etc/wsgate/wsgated.toml", out)
         self.assertEqual(conf.read_text(), "io_threads = 2\n")
         self.assertTrue(filecmp.cmp(d / "etc/wsgate/wsgated.toml.dist", EXAMPLE, shallow=False))
 

@@ -1,8 +1,9 @@
 """deploy/systemd: systemd-analyze verify (offline), the security exposure score, sysusers.
 
-verify needs every Exec*= binary to exist, so it runs on a temporary copy of the units whose
-ExecStart= names the wsgated just built (the rest of the unit is unchanged). security --offline
-reads the unit file as is and scores its sandboxing; the issue asks for 2.0 or lower."""
+The units are templates (deploy/systemd/*.in) that `cmake --install` configures with the install
+prefix; verify needs every Exec*= binary to exist, so both checks run on a temporary copy
+configured with the directory of the wsgated just built. security --offline scores the unit's
+sandboxing; the issue asks for 2.0 or lower."""
 import pathlib
 import re
 import shutil
@@ -21,18 +22,30 @@ def run(*args, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
 
 
+def configure(name, bindir):
+    """deploy/systemd/NAME.in with the variables deploy/install-files.cmake gives it."""
+    text = (UNITS / f"{name}.in").read_text()
+    for var, value in (("WSGATE_BINDIR", str(bindir)), ("WSGATE_DOCDIR", "/usr/share/doc/wsgate"),
+                       ("WSGATE_CONFIG_FILE", "/etc/wsgate/wsgated.toml")):
+        text = text.replace(f"@{var}@", value)
+    return text
+
+
 class SystemdUnits(unittest.TestCase):
     def setUp(self):
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="wsgate-units-"))
         self.addCleanup(shutil.rmtree, self.tmp)
+        # The templates as `cmake --install` configures them, with the built binary.
         for name in ("wsgated.service", "wsgated.socket"):
-            text = (UNITS / name).read_text()
-            (self.tmp / name).write_text(text.replace("/usr/local/bin/wsgated", str(WSGATED)))
+            (self.tmp / name).write_text(configure(name, WSGATED.parent))
 
-    def test_unit_as_shipped_names_the_installed_binary(self):
-        text = (UNITS / "wsgated.service").read_text()
-        self.assertRegex(text, r"(?m)^ExecStart=/usr/local/bin/wsgated ")
+    def test_template_names_the_installed_binary(self):
+        text = (UNITS / "wsgated.service.in").read_text()
+        self.assertRegex(text, r"(?m)^ExecStart=@WSGATE_BINDIR@/wsgated --config "
+                               r"@WSGATE_CONFIG_FILE@$")
         self.assertRegex(text, r"(?m)^Type=notify$")
+        self.assertEqual(set(re.findall(r"@[A-Za-z_0-9]+@", text)),
+                         {"@WSGATE_BINDIR@", "@WSGATE_CONFIG_FILE@", "@WSGATE_DOCDIR@"})
 
     def test_verify(self):
         r = run("systemd-analyze", "verify", "--man=no",
@@ -42,7 +55,7 @@ class SystemdUnits(unittest.TestCase):
 
     def test_security_exposure(self):
         r = run("systemd-analyze", "security", "--offline=true", "--no-pager",
-                str(UNITS / "wsgated.service"))
+                str(self.tmp / "wsgated.service"))
         out = r.stdout + r.stderr
         m = re.search(r"Overall exposure level for wsgated\.service: ([0-9.]+)", out)
         self.assertIsNotNone(m, out)
@@ -59,8 +72,8 @@ class SystemdUnits(unittest.TestCase):
         self.assertRegex((root / "etc/passwd").read_text(), r"(?m)^wsgate:x:\d+:\d+:")
 
     def test_socket_unit_matches_service(self):
-        service = (UNITS / "wsgated.service").read_text()
-        socket = (UNITS / "wsgated.socket").read_text()
+        service = (UNITS / "wsgated.service.in").read_text()
+        socket = (UNITS / "wsgated.socket.in").read_text()
         path = re.search(r"(?m)^ListenStream=(\S+)$", socket).group(1)
         self.assertIn(f"WSGATE_ADDRESS=unix:{path}", service)
         self.assertEqual(len(re.findall(r"(?m)^ListenStream=", socket)), 1)
