@@ -1,7 +1,7 @@
 #include "service/net/http_proxy.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// inet_pton: BSD sockets, or Winsock on Windows.
+#include <asio/detail/socket_types.hpp>
 #include <openssl/evp.h>
 
 #include <cstring>

@@ -104,7 +104,13 @@ void UpstreamConnection::on_connected(Connector::Result result) {
         case Cause::connection_refused:
         case Cause::network_error:
           failure.cause = Cause::proxy_connect_failed;
-          failure.message = "the HTTP proxy " + options_.proxy->authority() + ": " + failure.message;
+          // "cannot connect to HOST:PORT: ..." becomes "cannot connect to the HTTP proxy ...".
+          for (std::string_view verb : {"cannot connect to ", "cannot resolve ", "no address for "}) {
+            if (failure.message.rfind(verb, 0) == 0) {
+              failure.message.insert(verb.size(), "the HTTP proxy ");
+              break;
+            }
+          }
           break;
         case Cause::destination_denied:
           failure.message = "the proxy: " + failure.message;

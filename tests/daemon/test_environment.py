@@ -37,13 +37,16 @@ def names_in(path, text):
     """The WSGATE_* settings a file uses. In C and C++ only string literals count (getenv,
     envname, setenv: macros and include guards are identifiers, not settings); in CMake only
     $ENV{X}, option(X and "X=.../;X=... in test ENVIRONMENT strings (other names are CMake
-    variables); everywhere else every occurrence (scripts, docs, units, manifests)."""
+    variables); in configure_file templates (*.in) every name but @X@; everywhere else every occurrence (scripts, docs, units, manifests)."""
     base = os.path.basename(path)
     if path.endswith(C_LIKE):
         # websocket.h's documented macro is a setting of the code that includes it.
         return set(re.findall(r'"(%s)"' % NAME, text)) | (
             {"WSGATE_HRESULT_WINERROR"} if "#ifdef WSGATE_HRESULT_WINERROR" in text else set())
-    if base == "CMakeLists.txt" or base.endswith((".cmake", ".in")):
+    if base.endswith(".in") and base != "CMakeLists.txt":
+        # configure_file templates (systemd units): @NAME@ is a CMake variable, the rest counts.
+        return set(re.findall(r"\b(%s)\b" % NAME, text)) - set(re.findall(r"@(%s)@" % NAME, text))
+    if base == "CMakeLists.txt" or base.endswith(".cmake"):
         return set(re.findall(r"\$ENV\{(%s)\}" % NAME, text)
                    + re.findall(r"\boption\((%s)\b" % NAME, text)
                    + re.findall(r'[";](%s)=' % NAME, text))
@@ -97,7 +100,7 @@ class EnvironmentNamesTest(unittest.TestCase):
         self.assertIn("service/daemon/main.cc", used["WSGATE_ADDRESS"])
         self.assertIn("Dockerfile", used["WSGATE_ADDRESS"])
         self.assertIn("deploy/kubernetes/wsgated-sidecar.yaml", used["WSGATE_ADDRESS"])
-        self.assertIn("deploy/systemd/wsgated.service", used["WSGATE_ADDRESS"])
+        self.assertIn("deploy/systemd/wsgated.service.in", used["WSGATE_ADDRESS"])
         self.assertIn("CMakeLists.txt", used["WSGATE_BUILD_TESTS"])
         self.assertIn("tests/cli/CMakeLists.txt", used["WSGATE_CLI"])
         # Include guards and CMake variables are not settings.

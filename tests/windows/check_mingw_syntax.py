@@ -28,9 +28,9 @@ import tempfile
 SYSTEM_INCLUDE = pathlib.Path("/usr/include")
 # The libraries' top-level header entries in Debian's include directory (libasio-dev,
 # libspdlog-dev, libfmt-dev, libtomlplusplus-dev, libcli11-dev, libssl-dev, libgrpc++-dev,
-# libprotobuf-dev, libabsl-dev, libsimdjson-dev).
+# libprotobuf-dev, libabsl-dev, libsimdjson-dev, zlib1g-dev).
 LIBRARY_HEADERS = ["asio", "asio.hpp", "spdlog", "fmt", "toml++", "CLI", "openssl", "grpc",
-                   "grpcpp", "grpc++", "google", "absl", "simdjson.h"]
+                   "grpcpp", "grpc++", "google", "absl", "simdjson.h", "zlib.h", "zconf.h"]
 SOURCE_TREES = ["service", "client-sdk", "deploy/health"]
 SKIPPED_DIRS = {"node_modules", "tests", "test"}
 # As cmake/warnings.cmake, plus what the Windows build defines (CMakeLists.txt, WIN32).
