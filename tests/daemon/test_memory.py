@@ -94,7 +94,11 @@ class MemoryAfterBurstTest(DaemonTestCase):
             # ~30 KB per idle session: the burst must have grown the heap by far more than the
             # noise for the check below to mean anything.
             self.assertGreater(grown, 60 * 1024, "start %d KB, peak %d KB" % (start, peak))
-            bound = start + grown // 2
+            # Without the trim RSS stays near the peak. With it, what stays is the part of the heap
+            # the allocator cannot give back (fragmentation, gRPC's caches): measured 2026-12-02
+            # after the engine buffers became their own mappings (which leave nothing behind, so
+            # the heap's share of the growth shrank), 45-53 % of the growth on a loaded machine.
+            bound = start + grown * 2 // 3
             try:
                 wait_for(lambda: rss_kb(pid) < bound, 30, what="VmRSS below %d KB" % bound)
             except AssertionError as e:
