@@ -1,9 +1,11 @@
 // UpstreamConnection: the Asio transport of one gateway session (one client WebSocket connection
 // from wsgated to a remote server, over TCP, TLS or a unix socket). Its Connector
 // (service/net/connector.h) resolves, checks the destination policy per address and connects
-// (Happy Eyeballs for TCP); then it does the TLS handshake, and then only performs the I/O its session::SessionMachine asks for: one read, one write and one
-// timer at a time. The upgrade, the engine's action loop, the close policy, the timeouts and the
-// limits are the machine's (service/session/session_machine.h); no protocol rule lives here.
+// (Happy Eyeballs for TCP); through an HTTP proxy it dials the proxy and sends CONNECT
+// (service/net/http_proxy.h) first. Then it does the TLS handshake, and then only performs the
+// I/O its session::SessionMachine asks for: one read, one write and one timer at a time. The
+// upgrade, the engine's action loop, the close policy, the timeouts and the limits are the
+// machine's (service/session/session_machine.h); no protocol rule lives here.
 //
 // Threading rule: one mutex per session. Whichever thread holds an event (an Asio completion,
 // or a call from the gRPC reactor) runs the machine under that mutex and starts the resulting
@@ -11,13 +13,13 @@
 // one non-blocking sendmsg in the calling thread; when the socket takes it whole, the machine
 // hears write_done in that same call, so a client message costs no wake-up of the Asio thread;
 // only what the socket does not take goes through async_write. Nothing hops to another thread
-// on the hot path but the upstream read, whose completion runs on the Asio thread. Two exceptions go
-// through the strand, where Asio's composed operations run their intermediate steps: the
-// connect phase (resolve, connection attempts, TLS handshake), and every event of a TLS session
-// (asio::ssl::stream keeps engine state those steps touch). Closing the socket is posted to the
-// strand too. Observer callbacks run outside the mutex, one at a time and in order: the thread
-// that finds no delivery in progress delivers everything queued, including what other threads
-// queue meanwhile.
+// on the hot path but the upstream read, whose completion runs on the Asio thread. Two
+// exceptions go through the strand, where Asio's composed operations run their intermediate
+// steps: the connect phase (resolve, connection attempts, the proxy's CONNECT, TLS handshake),
+// and every event of a TLS session (asio::ssl::stream keeps engine state those steps touch).
+// Closing the socket is posted to the strand too. Observer callbacks run outside the mutex, one
+// at a time and in order: the thread that finds no delivery in progress delivers everything
+// queued, including what other threads queue meanwhile.
 //
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
