@@ -54,9 +54,13 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-# Node `ws`, a permessage-deflate peer of the daemon tests, which every build but the fuzz one
-# runs (pinned by its package-lock.json).
-[ "$mode" = fuzz ] || [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh
+# Node `ws`, a permessage-deflate peer of the daemon tests, which the test builds (default,
+# sanitize, tsan) run (pinned by its package-lock.json); the fuzz and daemon-only builds do not
+# (the container image's build stage has neither the tests nor npm).
+case "$mode" in
+  fuzz | daemon) ;;
+  *) [ -d tests/daemon/node/node_modules ] || tests/daemon/node/setup.sh ;;
+esac
 
 case "$mode" in
   default)
