@@ -99,14 +99,6 @@ constexpr DefaultDeny kDefaultDeny[] = {
      "a cloud metadata address"},
 };
 
-bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix) {
-  const unsigned whole = prefix / 8;
-  if (std::memcmp(a, b, whole) != 0) return false;
-  const unsigned bits = prefix % 8;
-  if (bits == 0) return true;
-  const auto mask = static_cast<std::uint8_t>(0xff << (8 - bits));
-  return (a[whole] & mask) == (b[whole] & mask);
-}
 
 bool matches_any(const std::vector<std::string>& patterns, const std::string& path) {
   for (const std::string& p : patterns) {
@@ -120,6 +112,21 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& pa
 }
 
 }  // namespace
+
+std::optional<bool> parse_ip_address(const std::string& text, std::uint8_t* bytes) {
+  if (inet_pton(AF_INET, text.c_str(), bytes) == 1) return true;
+  if (inet_pton(AF_INET6, text.c_str(), bytes) == 1) return false;
+  return std::nullopt;
+}
+
+bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix) {
+  const unsigned whole = prefix / 8;
+  if (std::memcmp(a, b, whole) != 0) return false;
+  const unsigned bits = prefix % 8;
+  if (bits == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xff << (8 - bits));
+  return (a[whole] & mask) == (b[whole] & mask);
+}
 
 std::string unix_socket_pattern_problem(std::string_view entry) {
   if (entry.find('\0') != std::string_view::npos) return "contains a NUL byte";
@@ -220,13 +227,9 @@ std::optional<DestinationPolicy> DestinationPolicy::create(const PolicyRules& ru
       const std::string address = entry.substr(0, slash);
       Cidr c;
       c.text = entry;
-      if (inet_pton(AF_INET, address.c_str(), c.bytes.data()) == 1) {
-        c.v4 = true;
-      } else if (inet_pton(AF_INET6, address.c_str(), c.bytes.data()) == 1) {
-        c.v4 = false;
-      } else {
-        return bad + " is not a CIDR (expected e.g. 10.0.0.0/8 or fd00::/8)";
-      }
+      const std::optional<bool> family = parse_ip_address(address, c.bytes.data());
+      if (!family) return bad + " is not a CIDR (expected e.g. 10.0.0.0/8 or fd00::/8)";
+      c.v4 = *family;
       const unsigned max_prefix = c.v4 ? 32 : 128;
       c.prefix = max_prefix;
       if (slash != std::string::npos) {

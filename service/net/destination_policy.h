@@ -59,6 +59,13 @@ struct PolicyRules {
 // daemon's configuration checks its entries with it too.
 std::string unix_socket_pattern_problem(std::string_view entry);
 
+// IP address text, shared by the policy's CIDR lists and NO_PROXY (http_proxy.h).
+// `text` as an IPv4 or IPv6 address into `bytes` (16 bytes; IPv4 uses the first 4): true for
+// IPv4, false for IPv6, nullopt when it is neither.
+std::optional<bool> parse_ip_address(const std::string& text, std::uint8_t* bytes);
+// Whether the first `prefix` bits of `a` and `b` agree.
+bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix);
+
 // A validated, immutable policy. Copyable; does not refer to the PolicyRules it was built from.
 // Thread safety: all member functions are const and touch no shared mutable state, so one policy
 // may be used from any number of threads at once.

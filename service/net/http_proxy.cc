@@ -1,11 +1,10 @@
 #include "service/net/http_proxy.h"
 
-// inet_pton: BSD sockets, or Winsock on Windows.
-#include <asio/detail/socket_types.hpp>
 #include <openssl/evp.h>
 
 #include <cstring>
 
+#include "service/net/destination_policy.h"
 #include "service/net/http_response.h"
 #include "service/net/quote.h"
 #include "service/ws/ascii.h"
@@ -63,14 +62,9 @@ bool parse_address(std::string_view text, bool* v4, unsigned char* bytes, unsign
     address = text.substr(0, slash);
     prefix_text = text.substr(slash + 1);
   }
-  const std::string copy(address);
-  if (inet_pton(AF_INET, copy.c_str(), bytes) == 1) {
-    *v4 = true;
-  } else if (inet_pton(AF_INET6, copy.c_str(), bytes) == 1) {
-    *v4 = false;
-  } else {
-    return false;
-  }
+  const std::optional<bool> family = parse_ip_address(std::string(address), bytes);
+  if (!family) return false;
+  *v4 = *family;
   const unsigned max = *v4 ? 32 : 128;
   *prefix = max;
   if (text.find('/') != std::string_view::npos) {
@@ -93,15 +87,6 @@ bool parse_address(std::string_view text, bool* v4, unsigned char* bytes, unsign
     *prefix = value;
   }
   return true;
-}
-
-bool prefix_matches(const unsigned char* network, const unsigned char* address, unsigned prefix) {
-  const unsigned whole = prefix / 8;
-  if (std::memcmp(network, address, whole) != 0) return false;
-  const unsigned rest = prefix % 8;
-  if (rest == 0) return true;
-  const auto mask = static_cast<unsigned char>(0xFF << (8 - rest));
-  return (network[whole] & mask) == (address[whole] & mask);
 }
 
 std::string strip_dots(std::string_view s) {
@@ -278,18 +263,12 @@ bool NoProxy::matches(std::string_view host, std::uint16_t port) const {
   if (all_) return true;
   if (entries_.empty()) return false;
   const std::string name = strip_dots(host);
-  bool v4 = false;
   unsigned char bytes[16] = {};
-  bool is_address = false;
-  if (inet_pton(AF_INET, name.c_str(), bytes) == 1) {
-    is_address = v4 = true;
-  } else if (inet_pton(AF_INET6, name.c_str(), bytes) == 1) {
-    is_address = true;
-  }
+  const std::optional<bool> v4 = parse_ip_address(name, bytes);
   for (const Entry& e : entries_) {
     if (e.port != 0 && e.port != port) continue;
     if (e.kind == Entry::Kind::address) {
-      if (is_address && e.v4 == v4 && prefix_matches(e.bytes, bytes, e.prefix)) return true;
+      if (v4 && e.v4 == *v4 && prefix_equal(e.bytes, bytes, e.prefix)) return true;
       continue;
     }
     if (name == e.name) return true;
