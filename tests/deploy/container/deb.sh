@@ -15,17 +15,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../.." && pwd)
-build=$src/build
-while (($#)); do
-  case "$1" in
-    --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
-    *) echo "usage: $0 [--build-dir DIR]" >&2; exit 2 ;;
-  esac
-done
-[ -f "$build/CPackConfig.cmake" ] || { echo "deb.sh: $build is not configured (scripts/setup.sh)" >&2; exit 1; }
-
 # shellcheck source=engine.sh
 . "$here/engine.sh"
+build_dir_option "$@"
+[ -f "$build/CPackConfig.cmake" ] || { echo "deb.sh: $build is not configured (scripts/setup.sh)" >&2; exit 1; }
+
 name=wsgate-deb-$$
 tmp=$(mktemp -d /tmp/wsgate-deb.XXXXXX)
 echo_pid=""

@@ -9,6 +9,9 @@
 #                 docker import; and debian:bookworm-slim from it, as Debian's official slim
 #                 image is made: no documentation, man pages or translations, and dpkg told to
 #                 leave them out of packages installed later
+#   build_dir_option "$@"
+#                 the options of a check that uses a host build: [--build-dir DIR] (default
+#                 $src/build) sets $build; anything else prints the usage and exits 2
 #   $DOCKER       the client: docker.io's own /usr/bin/docker when there (its BuildKit is built in;
 #                 a newer client elsewhere on PATH may want the buildx plugin for DOCKER_BUILDKIT)
 # Needs root (apt-get, dockerd, debootstrap).
@@ -140,4 +143,14 @@ CFG
   tar -C "$root" -c . | $DOCKER import - "$SLIM_IMAGE" >/dev/null
   rm -rf "$root"
   engine_log "$SLIM_IMAGE made from $BASE_IMAGE"
+}
+
+build_dir_option() {
+  build=$src/build
+  while (($#)); do
+    case "$1" in
+      --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
+      *) echo "usage: $0 [--build-dir DIR]" >&2; exit 2 ;;
+    esac
+  done
 }

@@ -18,18 +18,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../.." && pwd)
-build=$src/build
-while (($#)); do
-  case "$1" in
-    --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
-    *) echo "usage: $0 [--build-dir DIR]" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=engine.sh
+. "$here/engine.sh"
+build_dir_option "$@"
 cli=$build/client-sdk/cli/wsgate
 [ -x "$cli" ] || { echo "run.sh: $cli not built (scripts/setup.sh)" >&2; exit 1; }
 
-# shellcheck source=engine.sh
-. "$here/engine.sh"
 image=wsgated:ci-$$
 name=wsgated-ci-$$
 tmp=$(mktemp -d /tmp/wsgate-container.XXXXXX)
