@@ -23,12 +23,6 @@ void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
   if (n != 0 && !buffers.empty()) buffers.front() += n;
 }
 
-bool is_ip_literal(const std::string& host) {
-  asio::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
 }  // namespace
 
 HeaderProblem check_extra_header(std::string_view name, std::string_view value) {
@@ -139,8 +133,8 @@ void UpstreamConnection::on_connected(Connector::Result result) {
     asio::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // TCP only
   }
-  // Synchronous writes (start_write's write_some) must return would_block instead of waiting;
-  // Asio's own asynchronous operations are unaffected.
+  // Reads and writes are non-blocking steps (read_step, write_step) that return would_block
+  // instead of waiting; Asio's own asynchronous operations are unaffected.
   asio::error_code ignored;
   socket_.non_blocking(true, ignored);
   if (options_.proxy) return start_tunnel(lock);
@@ -281,31 +275,47 @@ void UpstreamConnection::start_tls(Lock& lock) {
     if (!made.context) return run(lock, machine_.transport_failed({Cause::tls_error, made.error}));
     tls_context_ = made.context;
   }
-  tls_ = std::make_unique<asio::ssl::stream<Connector::Socket&>>(socket_, *tls_context_);
-  SSL* ssl = tls_->native_handle();
   const std::string& name =
       options_.tls.server_name.empty() ? options_.url.host : options_.tls.server_name;
-  const bool ip = is_ip_literal(name);
-  if (!ip) SSL_set_tlsext_host_name(ssl, name.c_str());
-  if (!options_.tls.insecure_skip_verify) {
-    if (ip) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
-    } else {
-      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      SSL_set1_host(ssl, name.c_str());
-    }
+  std::string error;
+  tls_ = TlsChannel::create(tls_context_->native_handle(),
+                            static_cast<TlsChannel::NativeSocket>(socket_.native_handle()), name,
+                            !options_.tls.insecure_skip_verify, &error);
+  if (!tls_) return run(lock, machine_.transport_failed({Cause::tls_error, std::move(error)}));
+  continue_tls_handshake(lock);
+}
+
+// On the strand with the mutex held: one step of the handshake, then a wait for the socket.
+void UpstreamConnection::continue_tls_handshake(Lock& lock) {
+  const TlsChannel::Step step = tls_->handshake();
+  switch (step.status) {
+    case TlsChannel::Step::Status::done:
+      if (trace().debug()) trace_tls_ready();
+      // The connect is over: from now on client events run in the caller's thread, as on a
+      // plain TCP session (TlsChannel needs no strand).
+      inline_ = true;
+      return run(lock, machine_.transport_ready(session::Clock::now()));
+    case TlsChannel::Step::Status::want_read:
+    case TlsChannel::Step::Status::want_write:
+      socket_.async_wait(
+          step.status == TlsChannel::Step::Status::want_read ? Connector::Socket::wait_read
+                                                             : Connector::Socket::wait_write,
+          asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec) {
+            Lock held(self->mutex_);
+            if (self->machine_.finished()) return;
+            if (ec) {
+              return self->run(held, self->machine_.transport_failed(
+                                         {Cause::tls_handshake_failed,
+                                          "TLS handshake with " + self->options_.url.host +
+                                              " failed: " + ec.message()}));
+            }
+            self->continue_tls_handshake(held);
+          }));
+      return;
+    case TlsChannel::Step::Status::closed:
+    case TlsChannel::Step::Status::failed:
+      return run(lock, machine_.transport_failed(tls_handshake_failure(step)));
   }
-  tls_->async_handshake(asio::ssl::stream_base::client,
-                        [self = shared_from_this()](const asio::error_code& ec) {
-                          Lock held(self->mutex_);
-                          if (self->machine_.finished()) return;
-                          if (ec) {
-                            return self->run(held, self->machine_.transport_failed(
-                                                       self->tls_handshake_failure(ec)));
-                          }
-                          if (self->trace().debug()) self->trace_tls_ready();
-                          self->run(held, self->machine_.transport_ready(session::Clock::now()));
-                        });
 }
 
 void UpstreamConnection::trace_tls_ready() {
@@ -316,7 +326,7 @@ void UpstreamConnection::trace_tls_ready() {
                                                       : X509_verify_cert_error_string(verify));
 }
 
-Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {
+Failure UpstreamConnection::tls_handshake_failure(const TlsChannel::Step& step) {
   const std::string& host = options_.url.host;
   const long verify = SSL_get_verify_result(tls_->native_handle());
   if (verify != X509_V_OK) {
@@ -329,30 +339,21 @@ Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {
   // "stream truncated" alone does not tell the client what to change, so name the versions.
   const char* minimum =
       options_.tls.min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
-  bool version = false;
-  if (ec.category() == asio::error::get_ssl_category()) {
-    switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
-      case SSL_R_UNSUPPORTED_PROTOCOL:
-      case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-      case SSL_R_NO_PROTOCOLS_AVAILABLE:
-      case SSL_R_VERSION_TOO_LOW:
-      case SSL_R_VERSION_TOO_HIGH:
-        version = true;
-        break;
-      default:
-        break;
-    }
+  switch (step.reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+      return Failure{Cause::tls_version_mismatch,
+                     "TLS handshake with " + host + " failed: no TLS protocol version in common (" +
+                         step.message + "): the gateway offers " + minimum +
+                         " or later (open.tls.min_version) and the server does not accept it"};
+    default:
+      break;
   }
-  if (version) {
-    return Failure{Cause::tls_version_mismatch,
-                 "TLS handshake with " + host + " failed: no TLS protocol version in common (" +
-                     ec.message() + "): the gateway offers " + minimum +
-                     " or later (open.tls.min_version) and the server does not accept it"};
-  }
-  std::string why = ec.message();
-  SSL* ssl = tls_->native_handle();
-  if (ec == asio::ssl::error::stream_truncated && SSL_get_rbio(ssl) != nullptr &&
-      BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+  std::string why = step.message;
+  if (step.truncated && step.nothing_received) {
     // Not a byte came back for our ClientHello. A server with no TLS version in common often
     // just hangs up like this instead of sending an alert, so say which versions we offered.
     why = "the server closed the connection without answering the TLS ClientHello (" + why +
@@ -421,15 +422,30 @@ void UpstreamConnection::abort(Cause cause, std::string message) {
 // Actions.
 
 void UpstreamConnection::run(Lock& lock, session::Actions a) {
+  std::size_t reads_at_once = 0;
   for (;;) {
-    // A write the socket took whole at once completes here, in this thread: the machine hears
-    // write_done without a trip through the Asio thread, and its next actions run in this loop
-    // (after this batch's notes, which keeps their order).
-    const bool written = !a.write.empty() && start_write(a.write);
     queue_actions(a);
-    if (!written || a.finish || machine_.finished()) break;
-    a = machine_.write_done(session::Clock::now(), written_bytes_, true);
+    if (a.finish || machine_.finished()) break;
+    // I/O that finished at once, in this thread: the machine hears it here, without a trip
+    // through the Asio thread. A write first (its completion may start the next one); a read
+    // after the notes so far are delivered, so that the observer sees the messages in order
+    // and can pause reading before the next batch.
+    if (std::optional<Completion> w = std::exchange(write_completed_, std::nullopt)) {
+      a = machine_.write_done(session::Clock::now(), w->bytes, w->ok, w->error);
+      continue;
+    }
+    if (!read_completed_) break;
+    deliver(lock);
+    // Another thread may have taken it meanwhile (deliver unlocks), or ended the session.
+    std::optional<Completion> r = std::exchange(read_completed_, std::nullopt);
+    if (!r || machine_.finished()) break;
+    a = machine_.bytes_read(session::Clock::now(), r->bytes, r->ok, r->error);
+    // Reading on while bytes keep coming would keep this thread (the Asio thread's other
+    // sessions, or a gRPC thread) to one session: after a few, the next read waits for the
+    // reactor like any other.
+    if (++reads_at_once >= kReadsAtOnce) read_later_ = true;
   }
+  read_later_ = false;
   deliver(lock);
 }
 
@@ -440,6 +456,7 @@ void UpstreamConnection::queue_actions(session::Actions& a) {
   counters_.messages_sent.store(c.messages_sent, std::memory_order_relaxed);
   counters_.messages_received.store(c.messages_received, std::memory_order_relaxed);
 
+  if (!a.write.empty()) start_write(a.write);
   if (a.read) start_read(*a.read);
   if (a.timer) arm_timer(*a.timer);
   for (session::Delivery& d : a.deliver) {
@@ -512,55 +529,141 @@ void UpstreamConnection::deliver_one(Note& n) {
   }
 }
 
-bool UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
-  std::vector<asio::const_buffer> out;
-  out.reserve(buffers.size());
-  std::size_t total = 0;
-  for (const session::ConstBuffer& b : buffers) {
-    out.emplace_back(b.data, b.size);
-    total += b.size;
+// One non-blocking step on the socket, TLS or not. TCP's read_some and write_some return
+// would_block instead of waiting: the socket is non-blocking (on_connected).
+TlsChannel::Step UpstreamConnection::read_step(session::MutableBuffer buffer) {
+  if (tls_) return tls_->read(buffer.data, buffer.size);
+  TlsChannel::Step step;
+  asio::error_code ec;
+  step.bytes = socket_.read_some(asio::buffer(buffer.data, buffer.size), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    step.status = TlsChannel::Step::Status::want_read;
+  } else if (ec) {
+    step.status = ec == asio::error::eof ? TlsChannel::Step::Status::closed
+                                         : TlsChannel::Step::Status::failed;
+    step.message = ec.message();
   }
-  std::size_t already = 0;
-  if (!tls_ && inline_) {
-    // Plain TCP: one non-blocking sendmsg in the calling thread (a gRPC thread for a client
-    // message). Usually the socket takes it all, and the write is done without a completion
-    // handler on the Asio thread. Whatever it does not take goes the asynchronous way below.
+  return step;
+}
+
+TlsChannel::Step UpstreamConnection::write_step() {
+  TlsChannel::Step step;
+  if (!tls_) {
     asio::error_code ec;
-    already = socket_.write_some(out, ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-      already = 0;  // the asynchronous write reports the error through its handler
-    } else if (already == total) {
-      written_bytes_ = total;
-      return true;
+    step.bytes = socket_.write_some(write_rest_, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      step.status = TlsChannel::Step::Status::want_write;
+    } else if (ec) {
+      step.status = TlsChannel::Step::Status::failed;
+      step.message = ec.message();
+    }
+    return step;
+  }
+  // TLS: a large buffer goes to OpenSSL as it is (it cuts records itself); small ones (a frame
+  // header and its payload) are joined first, so that they become one record and one send
+  // instead of one each. The join is rebuilt the same on a retry, as OpenSSL requires.
+  const asio::const_buffer& first = write_rest_.front();
+  if (write_rest_.size() == 1 || first.size() >= kTlsJoinBytes) {
+    return tls_->write(first.data(), first.size());
+  }
+  thread_local std::string joined;
+  joined.clear();
+  for (const asio::const_buffer& b : write_rest_) {
+    const std::size_t take = std::min(b.size(), kTlsJoinBytes - joined.size());
+    joined.append(static_cast<const char*>(b.data()), take);
+    if (joined.size() == kTlsJoinBytes) break;
+  }
+  return tls_->write(joined.data(), joined.size());
+}
+
+void UpstreamConnection::start_write(const std::vector<session::ConstBuffer>& buffers) {
+  write_rest_.clear();
+  write_total_ = 0;
+  for (const session::ConstBuffer& b : buffers) {
+    write_rest_.emplace_back(b.data, b.size);
+    write_total_ += b.size;
+  }
+  write_written_ = 0;
+  // In the calling thread (a gRPC thread for a client message): usually the socket takes it
+  // all and the write is done without any wait.
+  continue_write();
+}
+
+// With the mutex held: writes what the socket takes now; the rest waits for the socket.
+void UpstreamConnection::continue_write() {
+  for (;;) {
+    const TlsChannel::Step step = write_step();
+    switch (step.status) {
+      case TlsChannel::Step::Status::done:
+        write_written_ += step.bytes;
+        drop_front(write_rest_, step.bytes);
+        if (write_written_ < write_total_) continue;
+        write_rest_ = {};  // nothing stays allocated while idle
+        write_completed_ = Completion{write_total_, true, {}};
+        return;
+      case TlsChannel::Step::Status::want_read:
+        return wait_writable(Connector::Socket::wait_read);
+      case TlsChannel::Step::Status::want_write:
+        return wait_writable(Connector::Socket::wait_write);
+      case TlsChannel::Step::Status::closed:
+      case TlsChannel::Step::Status::failed:
+        write_rest_ = {};
+        write_completed_ = Completion{write_written_, false, step.message};
+        return;
     }
   }
-  auto done = asio::bind_executor(
-      strand_, [self = shared_from_this(), already](const asio::error_code& ec, std::size_t n) {
-        Lock lock(self->mutex_);
-        self->run(lock, self->machine_.write_done(session::Clock::now(), already + n, !ec,
-                                                  ec ? ec.message() : std::string()));
-      });
-  if (tls_) {
-    asio::async_write(*tls_, out, std::move(done));
-  } else {
-    drop_front(out, already);
-    asio::async_write(socket_, out, std::move(done));
-  }
-  return false;
+}
+
+void UpstreamConnection::wait_writable(Connector::Socket::wait_type wait) {
+  socket_.async_wait(wait, [self = shared_from_this()](const asio::error_code& ec) {
+    Lock lock(self->mutex_);
+    if (self->machine_.finished()) return;
+    if (ec) {
+      self->write_rest_ = {};
+      self->write_completed_ = Completion{self->write_written_, false, ec.message()};
+    } else {
+      self->continue_write();
+    }
+    self->run(lock, {});
+  });
 }
 
 void UpstreamConnection::start_read(session::MutableBuffer buffer) {
-  auto done = asio::bind_executor(
-      strand_, [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
-        Lock lock(self->mutex_);
-        self->run(lock, self->machine_.bytes_read(session::Clock::now(), n, !ec,
-                                                  ec ? ec.message() : std::string()));
-      });
-  if (tls_) {
-    tls_->async_read_some(asio::buffer(buffer.data, buffer.size), std::move(done));
-  } else {
-    socket_.async_read_some(asio::buffer(buffer.data, buffer.size), std::move(done));
+  read_buffer_ = buffer;
+  // Try at once: bytes that came meanwhile are read by this thread (and TLS may hold decrypted
+  // bytes the socket's readiness does not show). Only when there is nothing, wait.
+  if (read_later_) return wait_readable(Connector::Socket::wait_read);
+  continue_read();
+}
+
+void UpstreamConnection::continue_read() {
+  const TlsChannel::Step step = read_step(read_buffer_);
+  switch (step.status) {
+    case TlsChannel::Step::Status::done:
+      read_completed_ = Completion{step.bytes, true, {}};
+      return;
+    case TlsChannel::Step::Status::want_read:
+      return wait_readable(Connector::Socket::wait_read);
+    case TlsChannel::Step::Status::want_write:
+      return wait_readable(Connector::Socket::wait_write);
+    case TlsChannel::Step::Status::closed:
+    case TlsChannel::Step::Status::failed:
+      read_completed_ = Completion{0, false, step.message};
+      return;
   }
+}
+
+void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
+  socket_.async_wait(wait, [self = shared_from_this()](const asio::error_code& ec) {
+    Lock lock(self->mutex_);
+    if (self->machine_.finished()) return;
+    if (ec) {
+      self->read_completed_ = Completion{0, false, ec.message()};
+    } else {
+      self->continue_read();
+    }
+    self->run(lock, {});
+  });
 }
 
 void UpstreamConnection::arm_timer(session::TimePoint deadline) {

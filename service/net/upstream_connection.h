@@ -7,19 +7,18 @@
 // upgrade, the engine's action loop, the close policy, the timeouts and the limits are the
 // machine's (service/session/session_machine.h); no protocol rule lives here.
 //
-// Threading rule: one mutex per session. Whichever thread holds an event (an Asio completion,
-// or a call from the gRPC reactor) runs the machine under that mutex and starts the resulting
-// I/O itself (Asio initiations are serialised by the mutex). On a plain TCP session a write is
-// one non-blocking sendmsg in the calling thread; when the socket takes it whole, the machine
-// hears write_done in that same call, so a client message costs no wake-up of the Asio thread;
-// only what the socket does not take goes through async_write. Nothing hops to another thread
-// on the hot path but the upstream read, whose completion runs on the Asio thread. Two
-// exceptions go through the strand, where Asio's composed operations run their intermediate
-// steps: the connect phase (resolve, connection attempts, the proxy's CONNECT, TLS handshake),
-// and every event of a TLS session (asio::ssl::stream keeps engine state those steps touch).
-// Closing the socket is posted to the strand too. Observer callbacks run outside the mutex, one
-// at a time and in order: the thread that finds no delivery in progress delivers everything
-// queued, including what other threads queue meanwhile.
+// Threading rule: one mutex per session. Whichever thread holds an event (a socket readiness or
+// timer completion on the Asio thread, or a call from the gRPC reactor) runs the machine under
+// that mutex and does the resulting I/O itself: reads and writes are non-blocking steps on the
+// socket (TCP, or TLS through TlsChannel, which is OpenSSL on the socket), and what the socket
+// does at once is handed to the machine in the same call. So a client message is written
+// upstream by the gRPC thread that read it, and the bytes a server sends are read, decoded and
+// handed to the observer by the thread the socket's readiness woke, which also tries the next
+// read at once. Only a step that would block waits for the socket (async_wait), and only the
+// connect phase (resolve, connection attempts, the proxy's CONNECT, the TLS handshake) runs on
+// the strand, as do the socket's close and the waits' completions. Observer callbacks run
+// outside the mutex, one at a time and in order: the thread that finds no delivery in progress
+// delivers everything queued, including what other threads queue meanwhile.
 //
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
@@ -31,7 +30,6 @@
 
 #include <asio.hpp>
 #include <atomic>
-#include <asio/ssl.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -47,6 +45,7 @@
 #include "service/net/destination_policy.h"
 #include "service/net/http_proxy.h"
 #include "service/net/memory_budget.h"
+#include "service/net/tls_channel.h"
 #include "service/net/tls_context.h"
 #include "service/net/url.h"
 #include "service/session/session_machine.h"
@@ -123,9 +122,10 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Starts resolving and connecting.
   void start();
 
-  // Queues a message. `on_room` runs on the strand once fewer than max_queued_bytes are waiting
-  // (at once if there is room already): the caller reads its next message then, so a slow
-  // socket slows the client down instead of growing memory. Messages after a close are dropped.
+  // Queues a message. `on_room` runs once fewer than max_queued_bytes are waiting (at once if
+  // there is room already; else in the thread whose write frees the room): the caller reads its
+  // next message then, so a slow socket slows the client down instead of growing memory.
+  // Messages after a close are dropped.
   void send(OutgoingMessage message, std::function<void()> on_room);
 
   // Stops (or resumes) reading from the socket: the gRPC side is not consuming. `paused` is
@@ -143,7 +143,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Drops the connection now (no close frame): on_closed(1006) or on_failed follows.
   void abort(Cause cause, std::string message);
 
-  // Counters for admin/stats (updated on the strand, read from anywhere).
+  // Counters for admin/stats (updated under the session's mutex, read from anywhere).
   struct Counters {
     std::atomic<std::uint64_t> bytes_sent{0};
     std::atomic<std::uint64_t> bytes_received{0};
@@ -169,7 +169,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Where the transport connects: the proxy's host and port, else the URL.
   WebSocketUrl dial_url() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
-  Failure tls_handshake_failure(const asio::error_code& ec);
+  void continue_tls_handshake(std::unique_lock<std::mutex>& lock);
+  Failure tls_handshake_failure(const TlsChannel::Step& step);
   // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
   session::SessionTrace& trace() const { return session::trace_or_none(options_.trace); }
   void trace_tls_ready();
@@ -180,18 +181,37 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // session is inline (plain TCP, connected), else on the strand.
   template <class F>
   void client_event(F f);
-  // Performs what the machine asked for and queues what the observer must hear, then delivers.
-  // Called with the mutex held; returns with it held.
+  // Performs what the machine asked for and queues what the observer must hear, then delivers;
+  // hands I/O that finished at once back to the machine. Called with the mutex held; returns
+  // with it held.
   void run(Lock& lock, session::Actions actions);
-  // Starts what `a` asks for except its write, and queues its notes.
+  // Starts what `a` asks for and queues its notes.
   void queue_actions(session::Actions& a);
   void deliver(Lock& lock);
-  // Starts the write; true if the socket took it all at once (written_bytes_ holds its size),
-  // in which case no completion handler follows.
-  bool start_write(const std::vector<session::ConstBuffer>& buffers);
+
+  // I/O: each start_ / continue_ does what the socket allows now; what completes is left in
+  // write_completed_ / read_completed_ for run(), the rest waits for the socket (wait_*).
+  void start_write(const std::vector<session::ConstBuffer>& buffers);
+  void continue_write();
+  void wait_writable(Connector::Socket::wait_type wait);
   void start_read(session::MutableBuffer buffer);
+  void continue_read();
+  void wait_readable(Connector::Socket::wait_type wait);
+  TlsChannel::Step read_step(session::MutableBuffer buffer);
+  TlsChannel::Step write_step();
   void arm_timer(session::TimePoint deadline);
   void close_socket();
+
+  // Reads one run() hands to the machine before the next read waits for the reactor.
+  static constexpr std::size_t kReadsAtOnce = 16;
+  // TLS: buffers smaller than this are joined into one record per write step.
+  static constexpr std::size_t kTlsJoinBytes = 16384;
+
+  struct Completion {
+    std::size_t bytes = 0;
+    bool ok = true;
+    std::string error;  // !ok: what the socket or TLS said
+  };
 
   // Something the observer must hear, in order.
   struct Note {
@@ -211,7 +231,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::shared_ptr<Connector> connector_;  // the connect phase; touched on the strand only
   Connector::Socket socket_;              // TCP or unix
   std::shared_ptr<asio::ssl::context> tls_context_;
-  std::unique_ptr<asio::ssl::stream<Connector::Socket&>> tls_;
+  std::unique_ptr<TlsChannel> tls_;  // wss://, after the TCP connection
   asio::steady_timer timer_;  // the machine's one timer
   std::string tunnel_buffer_;  // the CONNECT request, then the proxy's answer (strand only)
   std::size_t tunnel_used_ = 0;
@@ -220,7 +240,15 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::mutex mutex_;  // guards everything below and machine_
   bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
   bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
-  std::size_t written_bytes_ = 0;  // the size of a write start_write completed at once
+  // The one write in progress: what is left of it (empty while idle), its size, and how much of
+  // it the socket took; the one read's buffer; I/O that completed, for run() to hand over.
+  std::vector<asio::const_buffer> write_rest_;
+  std::size_t write_total_ = 0;
+  std::size_t write_written_ = 0;
+  session::MutableBuffer read_buffer_{};
+  std::optional<Completion> write_completed_;
+  std::optional<Completion> read_completed_;
+  bool read_later_ = false;  // run() read kReadsAtOnce times: the next read waits
   // Vectors, not deques: an empty libstdc++ deque holds a 512-byte node and its map, per
   // session; these are empty while a session is idle. notes_ is taken whole by the delivering
   // thread; at most one client read waits for room at a time.
