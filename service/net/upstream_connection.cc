@@ -630,8 +630,16 @@ void UpstreamConnection::wait_writable(Connector::Socket::wait_type wait) {
 
 void UpstreamConnection::start_read(session::MutableBuffer buffer) {
   read_buffer_ = buffer;
-  // Try at once: bytes that came meanwhile are read by this thread (and TLS may hold decrypted
-  // bytes the socket's readiness does not show). Only when there is nothing, wait.
+  // Try at once: bytes that came meanwhile are read by this thread without a trip through the
+  // reactor. TLS only when OpenSSL holds bytes already (the socket's readiness does not show
+  // them); else it waits for the socket, since a TLS read that finds nothing keeps OpenSSL's
+  // record buffer (17 KiB) allocated for as long as the session then stays idle.
+  if (tls_ && !tls_->has_pending()) {
+    // Nothing buffered: no record buffers while the session waits (a write in progress keeps
+    // its buffer; OpenSSL refuses to free it then).
+    tls_->release_buffers();
+    return wait_readable(Connector::Socket::wait_read);
+  }
   if (read_later_) return wait_readable(Connector::Socket::wait_read);
   continue_read();
 }

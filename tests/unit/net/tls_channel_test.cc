@@ -216,11 +216,17 @@ TEST_F(TlsChannelTest, BytesBeyondTheBufferStayInOpenSsl) {
   ASSERT_EQ(first.status, Status::done);
   EXPECT_EQ(first.bytes, 10u);
   EXPECT_FALSE(wait_for(client_fd_, POLLIN, 0)) << "the socket has nothing left to read";
+  EXPECT_TRUE(client_->has_pending());
 
   std::string rest(1000, '\0');
   const TlsChannel::Step second = client_->read(rest.data(), rest.size());
   ASSERT_EQ(second.status, Status::done);
   EXPECT_EQ(second.bytes, 990u);
+  EXPECT_FALSE(client_->has_pending());
+  EXPECT_TRUE(client_->release_buffers());
+  // The channel works on after its buffers went: OpenSSL makes them again.
+  ASSERT_EQ(client_->write("again", 5).status, Status::done);
+  EXPECT_EQ(server_read(5), "again");
 }
 
 // A write the socket cannot take says want_write; the retry passes the same bytes from another
@@ -246,6 +252,8 @@ TEST_F(TlsChannelTest, FullSocketThenRetryFromAnotherAddress) {
     }
     ASSERT_EQ(step.status, Status::want_write) << step.message;
     ++waits;
+    // A record waits in OpenSSL's write buffer for the retry: it must not be freed.
+    EXPECT_FALSE(client_->release_buffers());
     // The server drains what is there, which makes room.
     char buf[65536];
     std::size_t got = 0;
