@@ -48,17 +48,19 @@ HeaderProblem check_extra_header(std::string_view name, std::string_view value) 
 }
 
 std::shared_ptr<UpstreamConnection> UpstreamConnection::create(
-    asio::io_context& io, ConnectOptions options, std::shared_ptr<ConnectionObserver> observer) {
-  return std::shared_ptr<UpstreamConnection>(
-      new UpstreamConnection(io, std::move(options), std::move(observer)));
+    asio::io_context& io, session::Settings settings, ConnectOptions options,
+    std::shared_ptr<ConnectionObserver> observer) {
+  return std::shared_ptr<UpstreamConnection>(new UpstreamConnection(
+      io, std::move(settings), std::move(options), std::move(observer)));
 }
 
-UpstreamConnection::UpstreamConnection(asio::io_context& io, ConnectOptions options,
+UpstreamConnection::UpstreamConnection(asio::io_context& io, session::Settings settings,
+                                       ConnectOptions options,
                                        std::shared_ptr<ConnectionObserver> observer)
     : strand_(asio::make_strand(io)),
       options_(std::move(options)),
       observer_(std::move(observer)),
-      machine_(static_cast<const session::Settings&>(options_)),
+      machine_(std::move(settings)),
       socket_(strand_),
       timer_(strand_) {}
 
@@ -82,7 +84,7 @@ void UpstreamConnection::start() {
       options.policy = self->options_.policy;
     }
     options.attempt_delay = self->options_.connection_attempt_delay;
-    options.trace = self->options_.trace;
+    options.trace = self->settings().trace;
     self->connector_ = Connector::create(self->strand_, std::move(options));
     lock.unlock();
     // The connector may answer at once (a denied destination): not under the mutex.
@@ -125,7 +127,7 @@ void UpstreamConnection::on_connected(Connector::Result result) {
   if (trace().debug()) {
     trace().connected(result.tcp_endpoint ? result.tcp_endpoint->address().to_string() + " port " +
                                                 std::to_string(result.tcp_endpoint->port())
-                                          : "unix:" + options_.url.unix_path);
+                                          : "unix:" + settings().url.unix_path);
   }
   if (result.tcp_endpoint) {
     // Per-address admission counts the server's addresses; through a proxy the address reached
@@ -151,7 +153,7 @@ void UpstreamConnection::on_connected(Connector::Result result) {
 void UpstreamConnection::stream_connected(Lock& lock) {
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
-  if (options_.url.secure) {
+  if (settings().url.secure) {
     start_tls(lock);
   } else {
     // The connect is over: from now on client events run in the caller's thread.
@@ -166,7 +168,7 @@ void UpstreamConnection::stream_connected(Lock& lock) {
 // limits.max_header_bytes the answer.
 
 WebSocketUrl UpstreamConnection::dial_url() const {
-  if (!options_.proxy) return options_.url;
+  if (!options_.proxy) return settings().url;
   WebSocketUrl proxy;
   proxy.host = options_.proxy->host;
   proxy.port = options_.proxy->port;
@@ -178,7 +180,7 @@ WebSocketUrl UpstreamConnection::dial_url() const {
 // an IP literal. Returns false after failing the session.
 bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
   if (!options_.policy) return true;
-  const WebSocketUrl& url = options_.url;
+  const WebSocketUrl& url = settings().url;
   std::string reason = options_.policy->check_host(url.host, url.port);
   if (reason.empty()) {
     asio::error_code not_literal;
@@ -196,7 +198,7 @@ bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
 void UpstreamConnection::start_tunnel(Lock& lock) {
   run(lock, machine_.tunnel_requested(session::Clock::now()));
   if (machine_.finished()) return;
-  tunnel_buffer_ = build_connect_request(options_.url, *options_.proxy);
+  tunnel_buffer_ = build_connect_request(settings().url, *options_.proxy);
   asio::async_write(
       socket_, asio::buffer(tunnel_buffer_),
       asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
@@ -219,7 +221,7 @@ void UpstreamConnection::start_tunnel(Lock& lock) {
 // Called on the strand with the mutex held. parse_connect_reply returns need_more only below
 // max_header_bytes, so there is always room for one more byte.
 void UpstreamConnection::read_tunnel() {
-  const std::size_t max = options_.max_header_bytes;
+  const std::size_t max = settings().max_header_bytes;
   const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - tunnel_used_);
   tunnel_buffer_.resize(tunnel_used_ + chunk);
   socket_.async_read_some(
@@ -242,8 +244,8 @@ void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t 
   }
   tunnel_used_ += bytes;
   ConnectReply reply =
-      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, options_.max_header_bytes);
-  const std::string target = options_.url.host + ":" + std::to_string(options_.url.port);
+      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, settings().max_header_bytes);
+  const std::string target = settings().url.host + ":" + std::to_string(settings().url.port);
   Failure failure;
   switch (reply.kind) {
     case ConnectReply::Kind::need_more:
@@ -284,7 +286,7 @@ void UpstreamConnection::start_tls(Lock& lock) {
   tls_ = std::make_unique<asio::ssl::stream<Connector::Socket&>>(socket_, *tls_context_);
   SSL* ssl = tls_->native_handle();
   const std::string& name =
-      options_.tls.server_name.empty() ? options_.url.host : options_.tls.server_name;
+      options_.tls.server_name.empty() ? settings().url.host : options_.tls.server_name;
   const bool ip = is_ip_literal(name);
   if (!ip) SSL_set_tlsext_host_name(ssl, name.c_str());
   if (!options_.tls.insecure_skip_verify) {
@@ -317,7 +319,7 @@ void UpstreamConnection::trace_tls_ready() {
 }
 
 Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {
-  const std::string& host = options_.url.host;
+  const std::string& host = settings().url.host;
   const long verify = SSL_get_verify_result(tls_->native_handle());
   if (verify != X509_V_OK) {
     return Failure{Cause::tls_handshake_failed,

@@ -64,9 +64,11 @@ using session::OpenInfo;
 using session::OutgoingMessage;
 using session::to_string;
 
-// The session's settings (session::Settings: URL, subprotocols, extensions, headers, timeouts,
-// limits, budget; their defaults are written there) plus what only the transport uses.
-struct ConnectOptions : session::Settings {
+// What only the transport uses. The session's settings (session::Settings: URL, subprotocols,
+// extensions, headers, timeouts, limits, budget, trace; their defaults are written there) are
+// not here: the SessionMachine owns them, one copy per session, and the transport reads them
+// through it (SessionMachine::settings()).
+struct ConnectOptions {
   TlsSettings tls;
   std::string default_ca_file;
   // wss://: the TLS context made from `tls` when the request was validated (so bad PEM text is
@@ -95,7 +97,7 @@ class ConnectionObserver {
   virtual ~ConnectionObserver() = default;
   virtual void on_open(const OpenInfo& info) = 0;
   // A whole message, or (stream_fragments) one chunk with `final` marking the message's end.
-  // `charge` holds the bytes of `data` against ConnectOptions::budget; keep it as long as the
+  // `charge` holds the bytes of `data` against Settings::budget; keep it as long as the
   // data stays queued in memory.
   virtual void on_message(bool text, std::string data, bool final, BudgetCharge charge) = 0;
   virtual void on_pong(std::string payload) = 0;
@@ -116,7 +118,9 @@ HeaderProblem check_extra_header(std::string_view name, std::string_view value);
 
 class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnection> {
  public:
-  static std::shared_ptr<UpstreamConnection> create(asio::io_context& io, ConnectOptions options,
+  static std::shared_ptr<UpstreamConnection> create(asio::io_context& io,
+                                                    session::Settings settings,
+                                                    ConnectOptions options,
                                                     std::shared_ptr<ConnectionObserver> observer);
   ~UpstreamConnection();
 
@@ -153,8 +157,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   const Counters& counters() const { return counters_; }
 
  private:
-  UpstreamConnection(asio::io_context& io, ConnectOptions options,
+  UpstreamConnection(asio::io_context& io, session::Settings settings, ConnectOptions options,
                      std::shared_ptr<ConnectionObserver> observer);
+
+  // The session's settings: the machine's copy (immutable, so readable without the mutex).
+  const session::Settings& settings() const { return machine_.settings(); }
 
   // Connect phase (the transport's own).
   void on_connected(Connector::Result result);
@@ -170,8 +177,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   WebSocketUrl dial_url() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
-  // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
-  session::SessionTrace& trace() const { return session::trace_or_none(options_.trace); }
+  // The session's decision log (Settings::trace, session/trace.h), never null.
+  session::SessionTrace& trace() const { return session::trace_or_none(settings().trace); }
   void trace_tls_ready();
 
   using Lock = std::unique_lock<std::mutex>;

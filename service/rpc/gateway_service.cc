@@ -355,13 +355,14 @@ class GatewaySession final
   void open_session(const v1::Open& open) {
     // Everything is checked before any network I/O: a bad request makes no connection.
     OpenValidation validated = validate_open(open, *defaults_);
-    if (!validated.options) {
+    if (!validated.settings) {
       const Refusal& r = validated.refusal;
       return reject(r.code, r.cause, r.message);
     }
-    net::ConnectOptions options = std::move(*validated.options);
+    session::Settings settings = std::move(*validated.settings);
+    net::ConnectOptions options = std::move(validated.connect);
     options.policy = policy_;
-    options.budget = budget_;
+    settings.budget = budget_;
     if (options.tls.insecure_skip_verify) {
       logger_->warn("session to {}: TLS verification disabled by the client's request",
                     log::redact_url(open.url()));
@@ -375,9 +376,9 @@ class GatewaySession final
     }
     std::string id;
     // A unix socket counts per path against the per-host limit ("unix:" cannot start a host).
-    const std::string host = options.url.unix_path.empty()
-                                 ? SessionRegistry::host_key(options.url.host)
-                                 : "unix:" + options.url.unix_path;
+    const std::string host = settings.url.unix_path.empty()
+                                 ? SessionRegistry::host_key(settings.url.host)
+                                 : "unix:" + settings.url.unix_path;
     switch (registry_.admit(host, &id)) {
       case SessionRegistry::Admission::admitted: break;
       case SessionRegistry::Admission::total_limit:
@@ -404,9 +405,10 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       id_ = id;
       url_ = open.url();
-      options.trace = std::make_shared<net::SessionLog>(id);
-      max_queued_bytes_ = options.max_queued_bytes;
-      connection = net::UpstreamConnection::create(io_, std::move(options), shared_from_this());
+      settings.trace = std::make_shared<net::SessionLog>(id);
+      max_queued_bytes_ = settings.max_queued_bytes;
+      connection = net::UpstreamConnection::create(io_, std::move(settings), std::move(options),
+                                                   shared_from_this());
       connection_ = connection;
     }
     registry_.attach(id, shared_from_this());
@@ -505,7 +507,7 @@ class GatewaySession final
   std::shared_ptr<GatewaySession> self_;  // gRPC's reference, dropped in OnDone
   std::shared_ptr<net::UpstreamConnection> connection_;
   // The session's max_queued_bytes (after the client's Open): the outbox bound. Only this is
-  // kept of the options; the connection holds the rest.
+  // kept of the settings; the connection holds the rest.
   std::uint64_t max_queued_bytes_ = 0;
   Phase phase_ = Phase::awaiting_open;
   std::string id_;

@@ -165,6 +165,9 @@ class SessionMachine {
   // The daemon stops: a 1001 close, reported as a shutdown (the stream ends OK).
   Actions shutdown(TimePoint now, ShutdownReason reason);
 
+  // The session's settings, fixed for its life. The machine holds the session's one copy; the
+  // transport reads the URL, the limits it applies itself and the trace from here.
+  const Settings& settings() const noexcept { return settings_; }
   bool finished() const noexcept { return phase_ == Phase::done; }
   bool open() const noexcept { return phase_ == Phase::open; }
   const Counters& counters() const noexcept { return counters_; }
