@@ -274,22 +274,27 @@ void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t 
   run(lock, machine_.transport_failed(std::move(failure)));
 }
 
+const TlsOptions& UpstreamConnection::tls_options() const {
+  static const TlsOptions defaults;
+  return options_.tls ? *options_.tls : defaults;
+}
+
 // Called on the strand with the mutex held.
 void UpstreamConnection::start_tls(Lock& lock) {
-  if (options_.tls_context) {
-    tls_context_ = options_.tls_context;
+  if (tls_options().context) {
+    tls_context_ = tls_options().context;
   } else {
-    TlsContextResult made = make_tls_context(options_.tls, options_.default_ca_file);
+    TlsContextResult made = make_tls_context(tls_options(), tls_options().default_ca_file);
     if (!made.context) return run(lock, machine_.transport_failed({Cause::tls_error, made.error}));
     tls_context_ = made.context;
   }
   tls_ = std::make_unique<asio::ssl::stream<Connector::Socket&>>(socket_, *tls_context_);
   SSL* ssl = tls_->native_handle();
   const std::string& name =
-      options_.tls.server_name.empty() ? settings().url.host : options_.tls.server_name;
+      tls_options().server_name.empty() ? settings().url.host : tls_options().server_name;
   const bool ip = is_ip_literal(name);
   if (!ip) SSL_set_tlsext_host_name(ssl, name.c_str());
-  if (!options_.tls.insecure_skip_verify) {
+  if (!tls_options().insecure_skip_verify) {
     if (ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
     } else {
@@ -314,7 +319,7 @@ void UpstreamConnection::trace_tls_ready() {
   SSL* ssl = tls_->native_handle();
   const long verify = SSL_get_verify_result(ssl);
   trace().tls_ready(SSL_get_version(ssl), SSL_get_cipher_name(ssl),
-                    options_.tls.insecure_skip_verify ? "skipped (insecure_skip_verify)"
+                    tls_options().insecure_skip_verify ? "skipped (insecure_skip_verify)"
                                                       : X509_verify_cert_error_string(verify));
 }
 
@@ -330,7 +335,7 @@ Failure UpstreamConnection::tls_handshake_failure(const asio::error_code& ec) {
   // just hangs up on a ClientHello it cannot serve) the stream ends before any ServerHello.
   // "stream truncated" alone does not tell the client what to change, so name the versions.
   const char* minimum =
-      options_.tls.min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
+      tls_options().min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
   bool version = false;
   if (ec.category() == asio::error::get_ssl_category()) {
     switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {

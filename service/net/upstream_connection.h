@@ -64,16 +64,23 @@ using session::OpenInfo;
 using session::OutgoingMessage;
 using session::to_string;
 
+// What the TLS handshake of a wss:// connection uses: the client's TLS settings, the daemon's
+// default CA file and the context made from them.
+struct TlsOptions : TlsSettings {
+  std::string default_ca_file;  // the daemon's [tls] ca_file (empty: the system store)
+  // The TLS context made from these settings when the request was validated (so bad PEM text is
+  // refused before the connect); nullptr: made from them at the TLS handshake.
+  std::shared_ptr<asio::ssl::context> context;
+};
+
 // What only the transport uses. The session's settings (session::Settings: URL, subprotocols,
 // extensions, headers, timeouts, limits, budget, trace; their defaults are written there) are
 // not here: the SessionMachine owns them, one copy per session, and the transport reads them
 // through it (SessionMachine::settings()).
 struct ConnectOptions {
-  TlsSettings tls;
-  std::string default_ca_file;
-  // wss://: the TLS context made from `tls` when the request was validated (so bad PEM text is
-  // refused before the connect); nullptr: made from `tls` at the TLS handshake.
-  std::shared_ptr<asio::ssl::context> tls_context;
+  // wss:// only, so a ws:// session carries no TLS options (they are ignored for ws://).
+  // nullptr for wss://: TlsOptions' defaults (the system trust store, verification on).
+  std::unique_ptr<const TlsOptions> tls;
   std::shared_ptr<const DestinationPolicy> policy;  // nullptr: everything allowed
   // Called on the strand once the TCP connection to `address` is made, before anything is sent:
   // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
@@ -175,6 +182,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void on_tunnel_read(const asio::error_code& ec, std::size_t bytes);
   // Where the transport connects: the proxy's host and port, else the URL.
   WebSocketUrl dial_url() const;
+  // The TLS handshake's options: ConnectOptions::tls, or TlsOptions' defaults when none.
+  const TlsOptions& tls_options() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const asio::error_code& ec);
   // The session's decision log (Settings::trace, session/trace.h), never null.

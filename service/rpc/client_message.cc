@@ -205,25 +205,31 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
         "(tls.allow_client_file_paths); send PEM text instead",
         grpc::StatusCode::PERMISSION_DENIED);
   }
-  connect.tls.ca_file = tls.ca_file();
-  connect.tls.ca_pem = tls.ca_pem();
-  connect.tls.client_cert_file = tls.client_cert_file();
-  connect.tls.client_cert_pem = tls.client_cert_pem();
-  connect.tls.client_key_file = tls.client_key_file();
-  connect.tls.client_key_pem = tls.client_key_pem();
-  connect.tls.server_name = tls.server_name();
-  connect.tls.min_version = tls.min_version() == v1::TLS_VERSION_1_3
+  net::TlsOptions tls_options;
+  tls_options.ca_file = tls.ca_file();
+  tls_options.ca_pem = tls.ca_pem();
+  tls_options.client_cert_file = tls.client_cert_file();
+  tls_options.client_cert_pem = tls.client_cert_pem();
+  tls_options.client_key_file = tls.client_key_file();
+  tls_options.client_key_pem = tls.client_key_pem();
+  tls_options.server_name = tls.server_name();
+  tls_options.min_version = tls.min_version() == v1::TLS_VERSION_1_3
                                 ? net::TlsMinVersion::tls1_3
                                 : net::TlsMinVersion::tls1_2;
-  connect.tls.insecure_skip_verify = tls.insecure_skip_verify();
-  connect.default_ca_file = defaults.default_ca_file;
+  tls_options.insecure_skip_verify = tls.insecure_skip_verify();
+  tls_options.default_ca_file = defaults.default_ca_file;
   const bool names_tls_material = names_files || !tls.ca_pem().empty() ||
                                   !tls.client_cert_pem().empty() || !tls.client_key_pem().empty();
   if (settings.url.secure || names_tls_material) {
     // OpenSSL parses the PEM text (and reads the allowed files) now, not after the connect.
-    net::TlsContextResult made = cached_tls_context(connect.tls, connect.default_ca_file);
+    net::TlsContextResult made = cached_tls_context(tls_options, tls_options.default_ca_file);
     if (!made.context) return refuse("open.tls: " + made.error);
-    if (settings.url.secure) connect.tls_context = std::move(made.context);
+    if (settings.url.secure) {
+      // Only wss:// keeps them: a ws:// session (its TLS material checked all the same) carries
+      // no TLS options.
+      tls_options.context = std::move(made.context);
+      connect.tls = std::make_unique<const net::TlsOptions>(std::move(tls_options));
+    }
   }
 
   auto pick = [](std::uint32_t requested, std::chrono::milliseconds fallback) {

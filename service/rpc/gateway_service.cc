@@ -363,7 +363,7 @@ class GatewaySession final
     net::ConnectOptions options = std::move(validated.connect);
     options.policy = policy_;
     settings.budget = budget_;
-    if (options.tls.insecure_skip_verify) {
+    if (options.tls && options.tls->insecure_skip_verify) {
       logger_->warn("session to {}: TLS verification disabled by the client's request",
                     log::redact_url(open.url()));
     }

@@ -40,7 +40,7 @@ TEST(ValidateOpen, ValidOpenBecomesOptions) {
   EXPECT_EQ(v.settings->headers.size(), 1u);
   EXPECT_EQ(v.settings->max_message_bytes, GatewayDefaults{}.max_message_bytes_ceiling);
   EXPECT_EQ(v.settings->connect_timeout.count(), 1234);
-  EXPECT_EQ(v.connect.tls_context, nullptr);  // ws://: no TLS
+  EXPECT_EQ(v.connect.tls, nullptr);  // ws://: no TLS options
 }
 
 TEST(ValidateOpen, ExtensionsTheGatewayDoesNotImplementAreRefused) {
@@ -160,7 +160,8 @@ TEST(ValidateOpen, TlsMaterialIsParsedFirst) {
   EXPECT_EQ(v.refusal.code, grpc::StatusCode::PERMISSION_DENIED);
   OpenValidation ok = validate_open(open_to("wss://h/"), GatewayDefaults{});
   ASSERT_TRUE(ok.settings.has_value()) << ok.refusal.message;
-  EXPECT_NE(ok.connect.tls_context, nullptr);  // made now, reused at the TLS handshake
+  ASSERT_NE(ok.connect.tls, nullptr);
+  EXPECT_NE(ok.connect.tls->context, nullptr);  // made now, reused at the TLS handshake
 }
 
 TEST(ValidateOpen, ProxyDefaultDirectAndSessionProxies) {
@@ -331,13 +332,14 @@ TEST(ValidateOpen, TlsContextIsSharedPerConfiguration) {
   OpenValidation a = validate_open(open_to("wss://a.example/"), GatewayDefaults{});
   OpenValidation b = validate_open(open_to("wss://b.example/"), GatewayDefaults{});
   ASSERT_TRUE(a.settings && b.settings);
-  ASSERT_NE(a.connect.tls_context, nullptr);
-  EXPECT_EQ(a.connect.tls_context, b.connect.tls_context);
+  ASSERT_TRUE(a.connect.tls && b.connect.tls);
+  ASSERT_NE(a.connect.tls->context, nullptr);
+  EXPECT_EQ(a.connect.tls->context, b.connect.tls->context);
   v1::Open strict = open_to("wss://a.example/");
   strict.mutable_tls()->set_min_version(v1::TLS_VERSION_1_3);
   OpenValidation c = validate_open(strict, GatewayDefaults{});
-  ASSERT_TRUE(c.settings);
-  EXPECT_NE(c.connect.tls_context, a.connect.tls_context);
+  ASSERT_TRUE(c.settings && c.connect.tls);
+  EXPECT_NE(c.connect.tls->context, a.connect.tls->context);
 }
 
 }  // namespace
