@@ -58,11 +58,14 @@ UpstreamConnection::UpstreamConnection(asio::io_context& io, session::Settings s
                                        ConnectOptions options,
                                        std::shared_ptr<ConnectionObserver> observer)
     : strand_(asio::make_strand(io)),
-      options_(std::move(options)),
+      connect_(std::make_unique<ConnectPhase>()),
+      tls_options_(std::move(options.tls)),
       observer_(std::move(observer)),
       machine_(std::move(settings)),
       socket_(strand_),
-      timer_(strand_) {}
+      timer_(strand_) {
+  connect_->options = std::move(options);
+}
 
 UpstreamConnection::~UpstreamConnection() = default;
 
@@ -75,20 +78,20 @@ void UpstreamConnection::start() {
     if (self->machine_.finished()) return;
     self->run(lock, self->machine_.start(session::Clock::now()));
     if (self->machine_.finished()) return;
-    if (self->options_.proxy && !self->proxy_target_allowed(lock)) return;
+    const ConnectOptions& connect = self->connect_->options;
+    if (connect.proxy && !self->proxy_target_allowed(lock)) return;
     Connector::Options options;
     options.url = self->dial_url();
     // A proxy from the daemon's configuration is trusted; one a session named passes the policy
     // like any destination (then Connector's verdicts are about the proxy).
-    if (!self->options_.proxy || self->options_.proxy->check_policy) {
-      options.policy = self->options_.policy;
-    }
-    options.attempt_delay = self->options_.connection_attempt_delay;
+    if (!connect.proxy || connect.proxy->check_policy) options.policy = connect.policy;
+    options.attempt_delay = connect.connection_attempt_delay;
     options.trace = self->settings().trace;
-    self->connector_ = Connector::create(self->strand_, std::move(options));
+    std::shared_ptr<Connector> connector = Connector::create(self->strand_, std::move(options));
+    self->connect_->connector = connector;
     lock.unlock();
     // The connector may answer at once (a denied destination): not under the mutex.
-    self->connector_->start(
+    connector->start(
         [self](Connector::Result result) { self->on_connected(std::move(result)); });
   });
 }
@@ -97,9 +100,10 @@ void UpstreamConnection::start() {
 void UpstreamConnection::on_connected(Connector::Result result) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
+  const ConnectOptions& connect = connect_->options;
   if (result.failure) {
     Failure failure = std::move(*result.failure);
-    if (options_.proxy) {
+    if (connect.proxy) {
       // Through a proxy, the address that cannot be reached is the proxy's.
       switch (failure.cause) {
         case Cause::dns_failure:
@@ -132,8 +136,8 @@ void UpstreamConnection::on_connected(Connector::Result result) {
   if (result.tcp_endpoint) {
     // Per-address admission counts the server's addresses; through a proxy the address reached
     // is the proxy's, so it is not asked (the per-host limit counts the target name).
-    if (options_.admit_address && !options_.proxy) {
-      std::string refused = options_.admit_address(result.tcp_endpoint->address());
+    if (connect.admit_address && !connect.proxy) {
+      std::string refused = connect.admit_address(result.tcp_endpoint->address());
       if (!refused.empty()) {
         return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
       }
@@ -145,12 +149,15 @@ void UpstreamConnection::on_connected(Connector::Result result) {
   // Asio's own asynchronous operations are unaffected.
   asio::error_code ignored;
   socket_.non_blocking(true, ignored);
-  if (options_.proxy) return start_tunnel(lock);
+  if (connect.proxy) return start_tunnel(lock);
   stream_connected(lock);
 }
 
 // The TCP connection (through a proxy: the tunnel) is up.
 void UpstreamConnection::stream_connected(Lock& lock) {
+  // The connect phase is over: its options, the Connector and the tunnel's buffer go now (the
+  // caller's handler keeps the Connector alive until it returns).
+  connect_.reset();
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
   if (settings().url.secure) {
@@ -168,10 +175,11 @@ void UpstreamConnection::stream_connected(Lock& lock) {
 // limits.max_header_bytes the answer.
 
 WebSocketUrl UpstreamConnection::dial_url() const {
-  if (!options_.proxy) return settings().url;
+  const std::optional<ProxyEndpoint>& via = connect_->options.proxy;
+  if (!via) return settings().url;
   WebSocketUrl proxy;
-  proxy.host = options_.proxy->host;
-  proxy.port = options_.proxy->port;
+  proxy.host = via->host;
+  proxy.port = via->port;
   return proxy;
 }
 
@@ -179,14 +187,15 @@ WebSocketUrl UpstreamConnection::dial_url() const {
 // name, so the policy judges the target's host and port here, and its address only when it is
 // an IP literal. Returns false after failing the session.
 bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
-  if (!options_.policy) return true;
+  const std::shared_ptr<const DestinationPolicy>& policy = connect_->options.policy;
+  if (!policy) return true;
   const WebSocketUrl& url = settings().url;
-  std::string reason = options_.policy->check_host(url.host, url.port);
+  std::string reason = policy->check_host(url.host, url.port);
   if (reason.empty()) {
     asio::error_code not_literal;
     const asio::ip::address target = asio::ip::make_address(url.host, not_literal);
     if (!not_literal) {
-      reason = options_.policy->check_address(asio::ip::tcp::endpoint(target, url.port).data());
+      reason = policy->check_address(asio::ip::tcp::endpoint(target, url.port).data());
     }
   }
   if (trace().debug()) trace().policy_verdict("proxied_target", describe_endpoint(url), reason);
@@ -198,9 +207,9 @@ bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
 void UpstreamConnection::start_tunnel(Lock& lock) {
   run(lock, machine_.tunnel_requested(session::Clock::now()));
   if (machine_.finished()) return;
-  tunnel_buffer_ = build_connect_request(settings().url, *options_.proxy);
+  connect_->tunnel_buffer = build_connect_request(settings().url, *connect_->options.proxy);
   asio::async_write(
-      socket_, asio::buffer(tunnel_buffer_),
+      socket_, asio::buffer(connect_->tunnel_buffer),
       asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
                                                                std::size_t) {
         Lock held(self->mutex_);
@@ -209,11 +218,11 @@ void UpstreamConnection::start_tunnel(Lock& lock) {
           return self->run(held, self->machine_.transport_failed(
                                      {Cause::proxy_connect_failed,
                                       "cannot send CONNECT to the HTTP proxy " +
-                                          self->options_.proxy->authority() + ": " +
+                                          self->connect_->options.proxy->authority() + ": " +
                                           ec.message()}));
         }
-        self->tunnel_buffer_.clear();
-        self->tunnel_used_ = 0;
+        self->connect_->tunnel_buffer.clear();
+        self->connect_->tunnel_used = 0;
         self->read_tunnel();
       }));
 }
@@ -222,10 +231,12 @@ void UpstreamConnection::start_tunnel(Lock& lock) {
 // max_header_bytes, so there is always room for one more byte.
 void UpstreamConnection::read_tunnel() {
   const std::size_t max = settings().max_header_bytes;
-  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - tunnel_used_);
-  tunnel_buffer_.resize(tunnel_used_ + chunk);
+  std::string& buffer = connect_->tunnel_buffer;
+  const std::size_t used = connect_->tunnel_used;
+  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - used);
+  buffer.resize(used + chunk);
   socket_.async_read_some(
-      asio::buffer(tunnel_buffer_.data() + tunnel_used_, chunk),
+      asio::buffer(buffer.data() + used, chunk),
       asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
                                                                std::size_t n) {
         self->on_tunnel_read(ec, n);
@@ -235,28 +246,28 @@ void UpstreamConnection::read_tunnel() {
 void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t bytes) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
-  const std::string proxy = "the HTTP proxy " + options_.proxy->authority();
+  const ProxyEndpoint& via = *connect_->options.proxy;
+  const std::string proxy = "the HTTP proxy " + via.authority();
   if (ec) {
     return run(lock, machine_.transport_failed(
                          {Cause::proxy_connect_failed,
                           proxy + " closed the connection before answering CONNECT (" +
                               ec.message() + ")"}));
   }
-  tunnel_used_ += bytes;
-  ConnectReply reply =
-      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, settings().max_header_bytes);
+  connect_->tunnel_used += bytes;
+  ConnectReply reply = parse_connect_reply(connect_->tunnel_buffer.data(), connect_->tunnel_used,
+                                           settings().max_header_bytes);
   const std::string target = settings().url.host + ":" + std::to_string(settings().url.port);
   Failure failure;
   switch (reply.kind) {
     case ConnectReply::Kind::need_more:
       return read_tunnel();
     case ConnectReply::Kind::established:
-      tunnel_buffer_ = std::string();
       return stream_connected(lock);
     case ConnectReply::Kind::auth_required:
       failure = {Cause::proxy_auth_required,
                  proxy + " requires authentication for CONNECT " + target + ": " + reply.message +
-                     (options_.proxy->authorization.empty()
+                     (via.authorization.empty()
                           ? " (no credentials were sent: put them in the proxy URL)"
                           : " (the credentials sent were refused)")};
       break;
@@ -276,7 +287,7 @@ void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t 
 
 const TlsOptions& UpstreamConnection::tls_options() const {
   static const TlsOptions defaults;
-  return options_.tls ? *options_.tls : defaults;
+  return tls_options_ ? *tls_options_ : defaults;
 }
 
 // Called on the strand with the mutex held.
@@ -464,7 +475,7 @@ void UpstreamConnection::queue_actions(session::Actions& a) {
     // The connector and Asio's composed operations run on the strand; the socket is closed
     // there too, never under their feet.
     asio::post(strand_, [self = shared_from_this()] {
-      if (self->connector_) self->connector_->cancel();
+      if (self->connect_ && self->connect_->connector) self->connect_->connector->cancel();
       self->close_socket();
     });
     notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});

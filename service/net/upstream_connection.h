@@ -73,13 +73,14 @@ struct TlsOptions : TlsSettings {
   std::shared_ptr<asio::ssl::context> context;
 };
 
-// What only the transport uses. The session's settings (session::Settings: URL, subprotocols,
-// extensions, headers, timeouts, limits, budget, trace; their defaults are written there) are
-// not here: the SessionMachine owns them, one copy per session, and the transport reads them
-// through it (SessionMachine::settings()).
+// What only the transport uses, to set the stream up: the connection drops them once the stream
+// is connected, but for the TLS options, which a wss:// session keeps. The session's settings
+// (session::Settings: URL, subprotocols, extensions, headers, timeouts, limits, budget, trace;
+// their defaults are written there) are not here: the SessionMachine owns them, one copy per
+// session, and the transport reads them through it (SessionMachine::settings()).
 struct ConnectOptions {
-  // wss:// only, so a ws:// session carries no TLS options (they are ignored for ws://).
-  // nullptr for wss://: TlsOptions' defaults (the system trust store, verification on).
+  // Set for wss:// only: a ws:// session carries no TLS options (it would not use them).
+  // nullptr with a wss:// URL: TlsOptions' defaults (the system trust store, verification on).
   std::unique_ptr<const TlsOptions> tls;
   std::shared_ptr<const DestinationPolicy> policy;  // nullptr: everything allowed
   // Called on the strand once the TCP connection to `address` is made, before anything is sent:
@@ -219,18 +220,26 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Tells the observer one note; called by the delivering thread, outside the mutex.
   void deliver_one(Note& n);
 
+  // The connect phase (resolve, destination policy, connect, the proxy's CONNECT): its options
+  // and its state. Touched on the strand only; dropped once the stream is connected
+  // (stream_connected), so an open session keeps none of it.
+  struct ConnectPhase {
+    ConnectOptions options;  // but `tls`, moved to tls_options_ (the TLS handshake comes later)
+    std::shared_ptr<Connector> connector;
+    std::string tunnel_buffer;  // the CONNECT request, then the proxy's answer
+    std::size_t tunnel_used = 0;
+  };
+
   asio::strand<asio::io_context::executor_type> strand_;
-  ConnectOptions options_;
+  std::unique_ptr<ConnectPhase> connect_;
+  const std::unique_ptr<const TlsOptions> tls_options_;  // ConnectOptions::tls (wss:// only)
   std::shared_ptr<ConnectionObserver> observer_;
   session::SessionMachine machine_;
 
-  std::shared_ptr<Connector> connector_;  // the connect phase; touched on the strand only
-  Connector::Socket socket_;              // TCP or unix
+  Connector::Socket socket_;  // TCP or unix
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<Connector::Socket&>> tls_;
   asio::steady_timer timer_;  // the machine's one timer
-  std::string tunnel_buffer_;  // the CONNECT request, then the proxy's answer (strand only)
-  std::size_t tunnel_used_ = 0;
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_
