@@ -239,7 +239,10 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   Connector::Socket socket_;  // TCP or unix
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<Connector::Socket&>> tls_;
-  asio::steady_timer timer_;  // the machine's one timer
+  // The machine's one timer, on the strand's executor type (see Connector::Socket).
+  asio::basic_waitable_timer<session::Clock, asio::wait_traits<session::Clock>,
+                             asio::strand<asio::io_context::executor_type>>
+      timer_;
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_
