@@ -39,7 +39,9 @@ class Connector : public std::enable_shared_from_this<Connector> {
  public:
   using Executor = asio::strand<asio::io_context::executor_type>;
   // One socket type for TCP and unix sockets (TCP_NODELAY is set by the owner, for TCP only).
-  using Socket = asio::generic::stream_protocol::socket;
+  // Its executor is the strand's type, not the polymorphic asio::any_io_executor (56 bytes):
+  // the socket and each of its pending operations carry the smaller one.
+  using Socket = asio::basic_stream_socket<asio::generic::stream_protocol, Executor>;
   using Endpoints = std::vector<asio::ip::tcp::endpoint>;
   using ResolveHandler = std::function<void(const asio::error_code&, Endpoints)>;
   // The resolver seam: resolves host:port and calls the handler on the executor. Empty: Asio's

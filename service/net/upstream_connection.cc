@@ -42,19 +42,24 @@ HeaderProblem check_extra_header(std::string_view name, std::string_view value) 
 }
 
 std::shared_ptr<UpstreamConnection> UpstreamConnection::create(
-    asio::io_context& io, ConnectOptions options, std::shared_ptr<ConnectionObserver> observer) {
-  return std::shared_ptr<UpstreamConnection>(
-      new UpstreamConnection(io, std::move(options), std::move(observer)));
+    asio::io_context& io, session::Settings settings, ConnectOptions options,
+    std::shared_ptr<ConnectionObserver> observer) {
+  return std::shared_ptr<UpstreamConnection>(new UpstreamConnection(
+      io, std::move(settings), std::move(options), std::move(observer)));
 }
 
-UpstreamConnection::UpstreamConnection(asio::io_context& io, ConnectOptions options,
+UpstreamConnection::UpstreamConnection(asio::io_context& io, session::Settings settings,
+                                       ConnectOptions options,
                                        std::shared_ptr<ConnectionObserver> observer)
     : strand_(asio::make_strand(io)),
-      options_(std::move(options)),
+      connect_(std::make_unique<ConnectPhase>()),
+      tls_options_(std::move(options.tls)),
       observer_(std::move(observer)),
-      machine_(static_cast<const session::Settings&>(options_)),
+      machine_(std::move(settings)),
       socket_(strand_),
-      timer_(strand_) {}
+      timer_(strand_) {
+  connect_->options = std::move(options);
+}
 
 UpstreamConnection::~UpstreamConnection() = default;
 
@@ -67,20 +72,20 @@ void UpstreamConnection::start() {
     if (self->machine_.finished()) return;
     self->run(lock, self->machine_.start(session::Clock::now()));
     if (self->machine_.finished()) return;
-    if (self->options_.proxy && !self->proxy_target_allowed(lock)) return;
+    const ConnectOptions& connect = self->connect_->options;
+    if (connect.proxy && !self->proxy_target_allowed(lock)) return;
     Connector::Options options;
     options.url = self->dial_url();
     // A proxy from the daemon's configuration is trusted; one a session named passes the policy
     // like any destination (then Connector's verdicts are about the proxy).
-    if (!self->options_.proxy || self->options_.proxy->check_policy) {
-      options.policy = self->options_.policy;
-    }
-    options.attempt_delay = self->options_.connection_attempt_delay;
-    options.trace = self->options_.trace;
-    self->connector_ = Connector::create(self->strand_, std::move(options));
+    if (!connect.proxy || connect.proxy->check_policy) options.policy = connect.policy;
+    options.attempt_delay = connect.connection_attempt_delay;
+    options.trace = self->settings().trace;
+    std::shared_ptr<Connector> connector = Connector::create(self->strand_, std::move(options));
+    self->connect_->connector = connector;
     lock.unlock();
     // The connector may answer at once (a denied destination): not under the mutex.
-    self->connector_->start(
+    connector->start(
         [self](Connector::Result result) { self->on_connected(std::move(result)); });
   });
 }
@@ -89,9 +94,10 @@ void UpstreamConnection::start() {
 void UpstreamConnection::on_connected(Connector::Result result) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
+  const ConnectOptions& connect = connect_->options;
   if (result.failure) {
     Failure failure = std::move(*result.failure);
-    if (options_.proxy) {
+    if (connect.proxy) {
       // Through a proxy, the address that cannot be reached is the proxy's.
       switch (failure.cause) {
         case Cause::dns_failure:
@@ -119,13 +125,13 @@ void UpstreamConnection::on_connected(Connector::Result result) {
   if (trace().debug()) {
     trace().connected(result.tcp_endpoint ? result.tcp_endpoint->address().to_string() + " port " +
                                                 std::to_string(result.tcp_endpoint->port())
-                                          : "unix:" + options_.url.unix_path);
+                                          : "unix:" + settings().url.unix_path);
   }
   if (result.tcp_endpoint) {
     // Per-address admission counts the server's addresses; through a proxy the address reached
     // is the proxy's, so it is not asked (the per-host limit counts the target name).
-    if (options_.admit_address && !options_.proxy) {
-      std::string refused = options_.admit_address(result.tcp_endpoint->address());
+    if (connect.admit_address && !connect.proxy) {
+      std::string refused = connect.admit_address(result.tcp_endpoint->address());
       if (!refused.empty()) {
         return run(lock, machine_.transport_failed({Cause::session_limit, std::move(refused)}));
       }
@@ -137,15 +143,18 @@ void UpstreamConnection::on_connected(Connector::Result result) {
   // instead of waiting; Asio's own asynchronous operations are unaffected.
   asio::error_code ignored;
   socket_.non_blocking(true, ignored);
-  if (options_.proxy) return start_tunnel(lock);
+  if (connect.proxy) return start_tunnel(lock);
   stream_connected(lock);
 }
 
 // The TCP connection (through a proxy: the tunnel) is up.
 void UpstreamConnection::stream_connected(Lock& lock) {
+  // The connect phase is over: its options, the Connector and the tunnel's buffer go now (the
+  // caller's handler keeps the Connector alive until it returns).
+  connect_.reset();
   run(lock, machine_.transport_connected(session::Clock::now()));
   if (machine_.finished()) return;
-  if (options_.url.secure) {
+  if (settings().url.secure) {
     start_tls(lock);
   } else {
     // The connect is over: from now on client events run in the caller's thread.
@@ -160,10 +169,11 @@ void UpstreamConnection::stream_connected(Lock& lock) {
 // limits.max_header_bytes the answer.
 
 WebSocketUrl UpstreamConnection::dial_url() const {
-  if (!options_.proxy) return options_.url;
+  const std::optional<ProxyEndpoint>& via = connect_->options.proxy;
+  if (!via) return settings().url;
   WebSocketUrl proxy;
-  proxy.host = options_.proxy->host;
-  proxy.port = options_.proxy->port;
+  proxy.host = via->host;
+  proxy.port = via->port;
   return proxy;
 }
 
@@ -171,14 +181,15 @@ WebSocketUrl UpstreamConnection::dial_url() const {
 // name, so the policy judges the target's host and port here, and its address only when it is
 // an IP literal. Returns false after failing the session.
 bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
-  if (!options_.policy) return true;
-  const WebSocketUrl& url = options_.url;
-  std::string reason = options_.policy->check_host(url.host, url.port);
+  const std::shared_ptr<const DestinationPolicy>& policy = connect_->options.policy;
+  if (!policy) return true;
+  const WebSocketUrl& url = settings().url;
+  std::string reason = policy->check_host(url.host, url.port);
   if (reason.empty()) {
     asio::error_code not_literal;
     const asio::ip::address target = asio::ip::make_address(url.host, not_literal);
     if (!not_literal) {
-      reason = options_.policy->check_address(asio::ip::tcp::endpoint(target, url.port).data());
+      reason = policy->check_address(asio::ip::tcp::endpoint(target, url.port).data());
     }
   }
   if (trace().debug()) trace().policy_verdict("proxied_target", describe_endpoint(url), reason);
@@ -190,9 +201,9 @@ bool UpstreamConnection::proxy_target_allowed(Lock& lock) {
 void UpstreamConnection::start_tunnel(Lock& lock) {
   run(lock, machine_.tunnel_requested(session::Clock::now()));
   if (machine_.finished()) return;
-  tunnel_buffer_ = build_connect_request(options_.url, *options_.proxy);
+  connect_->tunnel_buffer = build_connect_request(settings().url, *connect_->options.proxy);
   asio::async_write(
-      socket_, asio::buffer(tunnel_buffer_),
+      socket_, asio::buffer(connect_->tunnel_buffer),
       asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
                                                                std::size_t) {
         Lock held(self->mutex_);
@@ -201,11 +212,11 @@ void UpstreamConnection::start_tunnel(Lock& lock) {
           return self->run(held, self->machine_.transport_failed(
                                      {Cause::proxy_connect_failed,
                                       "cannot send CONNECT to the HTTP proxy " +
-                                          self->options_.proxy->authority() + ": " +
+                                          self->connect_->options.proxy->authority() + ": " +
                                           ec.message()}));
         }
-        self->tunnel_buffer_.clear();
-        self->tunnel_used_ = 0;
+        self->connect_->tunnel_buffer.clear();
+        self->connect_->tunnel_used = 0;
         self->read_tunnel();
       }));
 }
@@ -213,11 +224,13 @@ void UpstreamConnection::start_tunnel(Lock& lock) {
 // Called on the strand with the mutex held. parse_connect_reply returns need_more only below
 // max_header_bytes, so there is always room for one more byte.
 void UpstreamConnection::read_tunnel() {
-  const std::size_t max = options_.max_header_bytes;
-  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - tunnel_used_);
-  tunnel_buffer_.resize(tunnel_used_ + chunk);
+  const std::size_t max = settings().max_header_bytes;
+  std::string& buffer = connect_->tunnel_buffer;
+  const std::size_t used = connect_->tunnel_used;
+  const std::size_t chunk = std::min<std::size_t>(4096, max + 1 - used);
+  buffer.resize(used + chunk);
   socket_.async_read_some(
-      asio::buffer(tunnel_buffer_.data() + tunnel_used_, chunk),
+      asio::buffer(buffer.data() + used, chunk),
       asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
                                                                std::size_t n) {
         self->on_tunnel_read(ec, n);
@@ -227,28 +240,28 @@ void UpstreamConnection::read_tunnel() {
 void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t bytes) {
   Lock lock(mutex_);
   if (machine_.finished()) return;
-  const std::string proxy = "the HTTP proxy " + options_.proxy->authority();
+  const ProxyEndpoint& via = *connect_->options.proxy;
+  const std::string proxy = "the HTTP proxy " + via.authority();
   if (ec) {
     return run(lock, machine_.transport_failed(
                          {Cause::proxy_connect_failed,
                           proxy + " closed the connection before answering CONNECT (" +
                               ec.message() + ")"}));
   }
-  tunnel_used_ += bytes;
-  ConnectReply reply =
-      parse_connect_reply(tunnel_buffer_.data(), tunnel_used_, options_.max_header_bytes);
-  const std::string target = options_.url.host + ":" + std::to_string(options_.url.port);
+  connect_->tunnel_used += bytes;
+  ConnectReply reply = parse_connect_reply(connect_->tunnel_buffer.data(), connect_->tunnel_used,
+                                           settings().max_header_bytes);
+  const std::string target = settings().url.host + ":" + std::to_string(settings().url.port);
   Failure failure;
   switch (reply.kind) {
     case ConnectReply::Kind::need_more:
       return read_tunnel();
     case ConnectReply::Kind::established:
-      tunnel_buffer_ = std::string();
       return stream_connected(lock);
     case ConnectReply::Kind::auth_required:
       failure = {Cause::proxy_auth_required,
                  proxy + " requires authentication for CONNECT " + target + ": " + reply.message +
-                     (options_.proxy->authorization.empty()
+                     (via.authorization.empty()
                           ? " (no credentials were sent: put them in the proxy URL)"
                           : " (the credentials sent were refused)")};
       break;
@@ -266,21 +279,26 @@ void UpstreamConnection::on_tunnel_read(const asio::error_code& ec, std::size_t 
   run(lock, machine_.transport_failed(std::move(failure)));
 }
 
+const TlsOptions& UpstreamConnection::tls_options() const {
+  static const TlsOptions defaults;
+  return tls_options_ ? *tls_options_ : defaults;
+}
+
 // Called on the strand with the mutex held.
 void UpstreamConnection::start_tls(Lock& lock) {
-  if (options_.tls_context) {
-    tls_context_ = options_.tls_context;
+  if (tls_options().context) {
+    tls_context_ = tls_options().context;
   } else {
-    TlsContextResult made = make_tls_context(options_.tls, options_.default_ca_file);
+    TlsContextResult made = make_tls_context(tls_options(), tls_options().default_ca_file);
     if (!made.context) return run(lock, machine_.transport_failed({Cause::tls_error, made.error}));
     tls_context_ = made.context;
   }
   const std::string& name =
-      options_.tls.server_name.empty() ? options_.url.host : options_.tls.server_name;
+      tls_options().server_name.empty() ? settings().url.host : tls_options().server_name;
   std::string error;
   tls_ = TlsChannel::create(tls_context_->native_handle(),
                             static_cast<TlsChannel::NativeSocket>(socket_.native_handle()), name,
-                            !options_.tls.insecure_skip_verify, &error);
+                            !tls_options().insecure_skip_verify, &error);
   if (!tls_) return run(lock, machine_.transport_failed({Cause::tls_error, std::move(error)}));
   continue_tls_handshake(lock);
 }
@@ -306,7 +324,7 @@ void UpstreamConnection::continue_tls_handshake(Lock& lock) {
             if (ec) {
               return self->run(held, self->machine_.transport_failed(
                                          {Cause::tls_handshake_failed,
-                                          "TLS handshake with " + self->options_.url.host +
+                                          "TLS handshake with " + self->settings().url.host +
                                               " failed: " + ec.message()}));
             }
             self->continue_tls_handshake(held);
@@ -322,12 +340,12 @@ void UpstreamConnection::trace_tls_ready() {
   SSL* ssl = tls_->native_handle();
   const long verify = SSL_get_verify_result(ssl);
   trace().tls_ready(SSL_get_version(ssl), SSL_get_cipher_name(ssl),
-                    options_.tls.insecure_skip_verify ? "skipped (insecure_skip_verify)"
-                                                      : X509_verify_cert_error_string(verify));
+                    tls_options().insecure_skip_verify ? "skipped (insecure_skip_verify)"
+                                                       : X509_verify_cert_error_string(verify));
 }
 
 Failure UpstreamConnection::tls_handshake_failure(const TlsChannel::Step& step) {
-  const std::string& host = options_.url.host;
+  const std::string& host = settings().url.host;
   const long verify = SSL_get_verify_result(tls_->native_handle());
   if (verify != X509_V_OK) {
     return Failure{Cause::tls_handshake_failed,
@@ -338,7 +356,7 @@ Failure UpstreamConnection::tls_handshake_failure(const TlsChannel::Step& step) 
   // just hangs up on a ClientHello it cannot serve) the stream ends before any ServerHello.
   // "stream truncated" alone does not tell the client what to change, so name the versions.
   const char* minimum =
-      options_.tls.min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
+      tls_options().min_version == TlsMinVersion::tls1_3 ? "TLS 1.3" : "TLS 1.2";
   switch (step.reason) {
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
@@ -474,7 +492,7 @@ void UpstreamConnection::queue_actions(session::Actions& a) {
     // The connector and Asio's composed operations run on the strand; the socket is closed
     // there too, never under their feet.
     asio::post(strand_, [self = shared_from_this()] {
-      if (self->connector_) self->connector_->cancel();
+      if (self->connect_ && self->connect_->connector) self->connect_->connector->cancel();
       self->close_socket();
     });
     notes_.push_back(Note{Note::Kind::finish, {}, {}, std::move(*a.finish)});

@@ -63,14 +63,24 @@ using session::OpenInfo;
 using session::OutgoingMessage;
 using session::to_string;
 
-// The session's settings (session::Settings: URL, subprotocols, extensions, headers, timeouts,
-// limits, budget; their defaults are written there) plus what only the transport uses.
-struct ConnectOptions : session::Settings {
-  TlsSettings tls;
-  std::string default_ca_file;
-  // wss://: the TLS context made from `tls` when the request was validated (so bad PEM text is
-  // refused before the connect); nullptr: made from `tls` at the TLS handshake.
-  std::shared_ptr<asio::ssl::context> tls_context;
+// What the TLS handshake of a wss:// connection uses: the client's TLS settings, the daemon's
+// default CA file and the context made from them.
+struct TlsOptions : TlsSettings {
+  std::string default_ca_file;  // the daemon's [tls] ca_file (empty: the system store)
+  // The TLS context made from these settings when the request was validated (so bad PEM text is
+  // refused before the connect); nullptr: made from them at the TLS handshake.
+  std::shared_ptr<asio::ssl::context> context;
+};
+
+// What only the transport uses, to set the stream up: the connection drops them once the stream
+// is connected, but for the TLS options, which a wss:// session keeps. The session's settings
+// (session::Settings: URL, subprotocols, extensions, headers, timeouts, limits, budget, trace;
+// their defaults are written there) are not here: the SessionMachine owns them, one copy per
+// session, and the transport reads them through it (SessionMachine::settings()).
+struct ConnectOptions {
+  // Set for wss:// only: a ws:// session carries no TLS options (it would not use them).
+  // nullptr with a wss:// URL: TlsOptions' defaults (the system trust store, verification on).
+  std::unique_ptr<const TlsOptions> tls;
   std::shared_ptr<const DestinationPolicy> policy;  // nullptr: everything allowed
   // Called on the strand once the TCP connection to `address` is made, before anything is sent:
   // a non-empty answer refuses it (on_failed with Cause::session_limit and that message). The
@@ -94,7 +104,7 @@ class ConnectionObserver {
   virtual ~ConnectionObserver() = default;
   virtual void on_open(const OpenInfo& info) = 0;
   // A whole message, or (stream_fragments) one chunk with `final` marking the message's end.
-  // `charge` holds the bytes of `data` against ConnectOptions::budget; keep it as long as the
+  // `charge` holds the bytes of `data` against Settings::budget; keep it as long as the
   // data stays queued in memory.
   virtual void on_message(bool text, std::string data, bool final, BudgetCharge charge) = 0;
   virtual void on_pong(std::string payload) = 0;
@@ -115,7 +125,9 @@ HeaderProblem check_extra_header(std::string_view name, std::string_view value);
 
 class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnection> {
  public:
-  static std::shared_ptr<UpstreamConnection> create(asio::io_context& io, ConnectOptions options,
+  static std::shared_ptr<UpstreamConnection> create(asio::io_context& io,
+                                                    session::Settings settings,
+                                                    ConnectOptions options,
                                                     std::shared_ptr<ConnectionObserver> observer);
   ~UpstreamConnection();
 
@@ -153,8 +165,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   const Counters& counters() const { return counters_; }
 
  private:
-  UpstreamConnection(asio::io_context& io, ConnectOptions options,
+  UpstreamConnection(asio::io_context& io, session::Settings settings, ConnectOptions options,
                      std::shared_ptr<ConnectionObserver> observer);
+
+  // The session's settings: the machine's copy (immutable, so readable without the mutex).
+  const session::Settings& settings() const { return machine_.settings(); }
 
   // Connect phase (the transport's own).
   void on_connected(Connector::Result result);
@@ -168,11 +183,13 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void on_tunnel_read(const asio::error_code& ec, std::size_t bytes);
   // Where the transport connects: the proxy's host and port, else the URL.
   WebSocketUrl dial_url() const;
+  // The TLS handshake's options: ConnectOptions::tls, or TlsOptions' defaults when none.
+  const TlsOptions& tls_options() const;
   void start_tls(std::unique_lock<std::mutex>& lock);
   void continue_tls_handshake(std::unique_lock<std::mutex>& lock);
   Failure tls_handshake_failure(const TlsChannel::Step& step);
-  // The session's decision log (ConnectOptions::trace, session/trace.h), never null.
-  session::SessionTrace& trace() const { return session::trace_or_none(options_.trace); }
+  // The session's decision log (Settings::trace, session/trace.h), never null.
+  session::SessionTrace& trace() const { return session::trace_or_none(settings().trace); }
   void trace_tls_ready();
 
   using Lock = std::unique_lock<std::mutex>;
@@ -223,18 +240,29 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Tells the observer one note; called by the delivering thread, outside the mutex.
   void deliver_one(Note& n);
 
+  // The connect phase (resolve, destination policy, connect, the proxy's CONNECT): its options
+  // and its state. Touched on the strand only; dropped once the stream is connected
+  // (stream_connected), so an open session keeps none of it.
+  struct ConnectPhase {
+    ConnectOptions options;  // but `tls`, moved to tls_options_ (the TLS handshake comes later)
+    std::shared_ptr<Connector> connector;
+    std::string tunnel_buffer;  // the CONNECT request, then the proxy's answer
+    std::size_t tunnel_used = 0;
+  };
+
   asio::strand<asio::io_context::executor_type> strand_;
-  ConnectOptions options_;
+  std::unique_ptr<ConnectPhase> connect_;
+  const std::unique_ptr<const TlsOptions> tls_options_;  // ConnectOptions::tls (wss:// only)
   std::shared_ptr<ConnectionObserver> observer_;
   session::SessionMachine machine_;
 
-  std::shared_ptr<Connector> connector_;  // the connect phase; touched on the strand only
-  Connector::Socket socket_;              // TCP or unix
+  Connector::Socket socket_;  // TCP or unix
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<TlsChannel> tls_;  // wss://, after the TCP connection
-  asio::steady_timer timer_;  // the machine's one timer
-  std::string tunnel_buffer_;  // the CONNECT request, then the proxy's answer (strand only)
-  std::size_t tunnel_used_ = 0;
+  // The machine's one timer, on the strand's executor type (see Connector::Socket).
+  asio::basic_waitable_timer<session::Clock, asio::wait_traits<session::Clock>,
+                             asio::strand<asio::io_context::executor_type>>
+      timer_;
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_

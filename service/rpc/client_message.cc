@@ -152,8 +152,9 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
                   std::to_string(defaults.max_request_header_bytes) + ")");
   }
 
-  net::ConnectOptions options;
-  options.url = std::move(*parsed.url);
+  session::Settings settings;
+  net::ConnectOptions connect;
+  settings.url = std::move(*parsed.url);
   for (int i = 0; i < open.subprotocols_size(); ++i) {
     const std::string& s = open.subprotocols(i);
     if (!ws::is_token(s)) {
@@ -165,7 +166,7 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
         return refuse(at("subprotocols", i) + ": " + net::quote(s) + " is offered twice");
       }
     }
-    options.subprotocols.push_back(s);
+    settings.subprotocols.push_back(s);
   }
   for (int i = 0; i < open.extensions_size(); ++i) {
     const std::string& e = open.extensions(i);
@@ -192,7 +193,7 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
       return refuse(at("headers", i) + (problem.in_name ? ".name: " : ".value: ") +
                     problem.message);
     }
-    options.headers.emplace_back(h.name(), h.value());
+    settings.headers.emplace_back(h.name(), h.value());
   }
 
   const auto& tls = open.tls();
@@ -204,48 +205,54 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
         "(tls.allow_client_file_paths); send PEM text instead",
         grpc::StatusCode::PERMISSION_DENIED);
   }
-  options.tls.ca_file = tls.ca_file();
-  options.tls.ca_pem = tls.ca_pem();
-  options.tls.client_cert_file = tls.client_cert_file();
-  options.tls.client_cert_pem = tls.client_cert_pem();
-  options.tls.client_key_file = tls.client_key_file();
-  options.tls.client_key_pem = tls.client_key_pem();
-  options.tls.server_name = tls.server_name();
-  options.tls.min_version = tls.min_version() == v1::TLS_VERSION_1_3
+  net::TlsOptions tls_options;
+  tls_options.ca_file = tls.ca_file();
+  tls_options.ca_pem = tls.ca_pem();
+  tls_options.client_cert_file = tls.client_cert_file();
+  tls_options.client_cert_pem = tls.client_cert_pem();
+  tls_options.client_key_file = tls.client_key_file();
+  tls_options.client_key_pem = tls.client_key_pem();
+  tls_options.server_name = tls.server_name();
+  tls_options.min_version = tls.min_version() == v1::TLS_VERSION_1_3
                                 ? net::TlsMinVersion::tls1_3
                                 : net::TlsMinVersion::tls1_2;
-  options.tls.insecure_skip_verify = tls.insecure_skip_verify();
-  options.default_ca_file = defaults.default_ca_file;
+  tls_options.insecure_skip_verify = tls.insecure_skip_verify();
+  tls_options.default_ca_file = defaults.default_ca_file;
   const bool names_tls_material = names_files || !tls.ca_pem().empty() ||
                                   !tls.client_cert_pem().empty() || !tls.client_key_pem().empty();
-  if (options.url.secure || names_tls_material) {
+  if (settings.url.secure || names_tls_material) {
     // OpenSSL parses the PEM text (and reads the allowed files) now, not after the connect.
-    net::TlsContextResult made = cached_tls_context(options.tls, options.default_ca_file);
+    net::TlsContextResult made = cached_tls_context(tls_options, tls_options.default_ca_file);
     if (!made.context) return refuse("open.tls: " + made.error);
-    if (options.url.secure) options.tls_context = std::move(made.context);
+    if (settings.url.secure) {
+      // Only wss:// keeps them: a ws:// session (its TLS material checked all the same) carries
+      // no TLS options.
+      tls_options.context = std::move(made.context);
+      connect.tls = std::make_unique<const net::TlsOptions>(std::move(tls_options));
+    }
   }
 
   auto pick = [](std::uint32_t requested, std::chrono::milliseconds fallback) {
     return requested != 0 ? std::chrono::milliseconds(requested) : fallback;
   };
-  static_cast<session::Tuning&>(options) = defaults;  // then what the client may override
-  options.connect_timeout = pick(open.timeouts().connect_ms(), defaults.connect_timeout);
-  options.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults.handshake_timeout);
-  options.close_timeout = pick(open.timeouts().close_ms(), defaults.close_timeout);
-  options.connection_attempt_delay = defaults.connection_attempt_delay;
-  options.max_message_bytes =
+  static_cast<session::Tuning&>(settings) = defaults;  // then what the client may override
+  settings.connect_timeout = pick(open.timeouts().connect_ms(), defaults.connect_timeout);
+  settings.handshake_timeout = pick(open.timeouts().handshake_ms(), defaults.handshake_timeout);
+  settings.close_timeout = pick(open.timeouts().close_ms(), defaults.close_timeout);
+  connect.connection_attempt_delay = defaults.connection_attempt_delay;
+  settings.max_message_bytes =
       open.limits().max_message_bytes() != 0
           ? std::min(open.limits().max_message_bytes(), defaults.max_message_bytes_ceiling)
           : defaults.max_message_bytes;
-  options.max_queued_bytes =
+  settings.max_queued_bytes =
       open.limits().max_queued_bytes() != 0
           ? std::min(open.limits().max_queued_bytes(), defaults.max_queued_bytes)
           : defaults.max_queued_bytes;
-  options.stream_fragments = open.stream_fragments();
+  settings.stream_fragments = open.stream_fragments();
   // permessage-deflate: the daemon's [compression] settings (copied with the tuning above),
   // then what the client asks for (zero/false: the daemon's).
   const v1::Compression& c = open.compression();
-  session::CompressionSettings& z = options.compression;
+  session::CompressionSettings& z = settings.compression;
   if (!v1::Compression::Mode_IsValid(c.mode())) {
     return refuse("open.compression.mode: " + std::to_string(c.mode()) +
                   " is not a Compression.Mode");
@@ -274,12 +281,12 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
 
   // The HTTP proxy: the session's own choice, else the daemon's (config/environment, with its
   // no_proxy list). A proxy a client names is checked against the destination policy too.
-  if (!options.url.unix_path.empty() && !open.proxy().empty() &&
+  if (!settings.url.unix_path.empty() && !open.proxy().empty() &&
       !ws::iequals(open.proxy(), "direct")) {
     return refuse("open.proxy: a ws+unix URL is reached directly, never through a proxy");
   }
-  if (ws::iequals(open.proxy(), "direct") || !options.url.unix_path.empty()) {
-    options.proxy.reset();
+  if (ws::iequals(open.proxy(), "direct") || !settings.url.unix_path.empty()) {
+    connect.proxy.reset();
   } else if (!open.proxy().empty()) {
     net::ProxyUrlResult proxy = net::parse_proxy_url(open.proxy());
     if (!proxy.proxy) {
@@ -292,13 +299,14 @@ OpenValidation validate_open(const v1::Open& open, const GatewayDefaults& defaul
                     grpc::StatusCode::PERMISSION_DENIED);
     }
     proxy.proxy->check_policy = true;
-    options.proxy = std::move(proxy.proxy);
+    connect.proxy = std::move(proxy.proxy);
   } else if (defaults.proxy) {
-    options.proxy = defaults.proxy->select(options.url);
+    connect.proxy = defaults.proxy->select(settings.url);
   }
-  if (options.proxy) options.proxy_name = options.proxy->authority();
+  if (connect.proxy) settings.proxy_name = connect.proxy->authority();
   OpenValidation out;
-  out.options = std::move(options);
+  out.settings = std::move(settings);
+  out.connect = std::move(connect);
   return out;
 }
 

@@ -5,8 +5,8 @@
 //
 //  - validate_open() checks a whole `Open` before any network I/O (URL, subprotocol tokens,
 //    extension strings, extra headers, the request head's size, TLS material parsed by OpenSSL,
-//    the proxy) and turns it into the connection's options. Errors name the offending field and
-//    index, e.g. "open.headers[3].name: ...".
+//    the proxy) and turns it into the session's settings and the transport's options. Errors
+//    name the offending field and index, e.g. "open.headers[3].name: ...".
 //  - ClientMessageTranslator turns each later ClientMessage into the OutgoingMessage the
 //    connection sends upstream, keeping the state that spans messages (an open fragmented
 //    message, its UTF-8 validation, whether the client has sent its close).
@@ -65,13 +65,17 @@ struct Refusal {
 };
 
 struct OpenValidation {
-  std::optional<net::ConnectOptions> options;  // set when valid (policy not filled in)
-  Refusal refusal;                             // set when !options
+  // Set when valid: the session's settings (budget and trace not filled in).
+  std::optional<session::Settings> settings;
+  // When valid: the transport's options (policy and admit_address not filled in).
+  net::ConnectOptions connect;
+  Refusal refusal;  // set when !settings
 };
 
-// Validates `open` against the daemon's defaults and builds the connection's options. For a
-// wss:// URL the TLS context is made here (OpenSSL parses the PEM text and reads the files the
-// configuration allows), so a bad certificate is refused before any connect.
+// Validates `open` against the daemon's defaults and builds the session's settings and the
+// connection's options. For a wss:// URL the TLS context is made here (OpenSSL parses the PEM
+// text and reads the files the configuration allows), so a bad certificate is refused before
+// any connect.
 OpenValidation validate_open(const wsgate::v1::Open& open, const GatewayDefaults& defaults);
 
 // Is `s` a valid Sec-WebSocket-Extensions element for one extension: a token name followed by

@@ -18,6 +18,19 @@
 #include "service/ws/utf8.h"
 
 namespace wsgate::rpc {
+
+// What the service and every one of its sessions share, held by each session through one
+// reference (not one per part: an idle session carries them all). A session may outlive the
+// service briefly, so it holds a reference; the io_context and the registry outlive both.
+struct GatewayShared {
+  asio::io_context& io;
+  SessionRegistry& registry;
+  const GatewayDefaults defaults;
+  const std::shared_ptr<net::MemoryBudget> budget;
+  const std::shared_ptr<const net::DestinationPolicy> policy;
+  const std::shared_ptr<spdlog::logger> logger;
+};
+
 namespace {
 
 using v1::ClientMessage;
@@ -43,17 +56,10 @@ class GatewaySession final
       public RegisteredSession,
       public std::enable_shared_from_this<GatewaySession> {
  public:
-  GatewaySession(asio::io_context& io, SessionRegistry& registry,
-                 std::shared_ptr<const GatewayDefaults> defaults,
-                 std::shared_ptr<net::MemoryBudget> budget,
-                 std::shared_ptr<const net::DestinationPolicy> policy,
-                 std::shared_ptr<spdlog::logger> logger)
-      : io_(io),
-        registry_(registry),
-        defaults_(std::move(defaults)),
-        budget_(std::move(budget)),
-        policy_(std::move(policy)),
-        logger_(std::move(logger)),
+  explicit GatewaySession(std::shared_ptr<const GatewayShared> shared)
+      : shared_(std::move(shared)),
+        registry_(shared_->registry),
+        logger_(*shared_->logger),
         created_(std::chrono::steady_clock::now()) {}
 
   // Called once, right after construction through a shared_ptr.
@@ -90,7 +96,7 @@ class GatewaySession final
     lock.unlock();
     switch (result.kind) {
       case ClientMessageTranslator::Result::Kind::refuse:
-        logger_->info("session {}: bad client message: {}", id_, result.refusal.message);
+        logger_.info("session {}: bad client message: {}", id_, result.refusal.message);
         // The status is decided first: the upstream may answer the close before we get here.
         reject(result.refusal.code, result.refusal.cause, result.refusal.message);
         if (connection && result.refusal.code == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -114,15 +120,15 @@ class GatewaySession final
     }
     // gRPC hands over a message whole, so it is charged as one piece when accepted; it is
     // refused, never dropped, when it would go past the daemon's budget.
-    result.message.charge = net::BudgetCharge(budget_);
+    result.message.charge = net::BudgetCharge(shared_->budget);
     const std::uint64_t size = result.message.data.size();
     if (!result.message.charge.grow(size, size)) {
       const std::string why =
           "a " + std::to_string(size) +
           "-byte message does not fit the daemon's memory budget (limits.memory_budget_bytes = " +
-          std::to_string(budget_->limit()) + ", " + std::to_string(budget_->used()) +
+          std::to_string(shared_->budget->limit()) + ", " + std::to_string(shared_->budget->used()) +
           " bytes in use by all sessions); nothing was sent";
-      logger_->warn("session {}: {}", id_, why);
+      logger_.warn("session {}: {}", id_, why);
       registry_.count_failure(net::to_string(net::Cause::memory_budget));
       reject(grpc::StatusCode::RESOURCE_EXHAUSTED, net::to_string(net::Cause::memory_budget), why);
       connection->close(session::kTryAgainLater, "try again later", net::Initiator::gateway);
@@ -184,7 +190,7 @@ class GatewaySession final
     registry_.count_open();
     registry_.record_connect_latency(static_cast<double>(info.connect_time.count()));
     registry_.record_handshake_latency(static_cast<double>(info.handshake_time.count()));
-    log::log_session_event(*logger_, spdlog::level::info, "session open",
+    log::log_session_event(logger_, spdlog::level::info, "session open",
                            {.session = id_, .url = url_, .event = "open"});
     ServerMessage m;
     auto* opened = m.mutable_opened();
@@ -262,14 +268,14 @@ class GatewaySession final
     connection_.reset();
     enqueue(std::move(m));
     if (error_message) enqueue(std::move(*error_message));
-    if (!finish_status_) finish_status_ = status;
+    if (!finish_status_) finish_status_ = std::make_unique<const grpc::Status>(status);
     flush(lock);
   }
 
   void on_failed(const net::Failure& failure) override {
     registry_.count_failure(net::to_string(failure.cause));
     log::log_session_event(
-        *logger_, spdlog::level::warn, failure.message,
+        logger_, spdlog::level::warn, failure.message,
         {.session = id_, .url = url_, .event = "failed", .cause = net::to_string(failure.cause),
          .duration_ms = age_ms()});
     {
@@ -348,36 +354,37 @@ class GatewaySession final
       }
     }
     const bool failed = info.failure && info.failure->cause != net::Cause::shutdown;
-    log::log_session_event(*logger_, failed ? spdlog::level::warn : spdlog::level::info,
+    log::log_session_event(logger_, failed ? spdlog::level::warn : spdlog::level::info,
                            failed ? info.failure->message : std::string("session closed"), e);
   }
 
   void open_session(const v1::Open& open) {
     // Everything is checked before any network I/O: a bad request makes no connection.
-    OpenValidation validated = validate_open(open, *defaults_);
-    if (!validated.options) {
+    OpenValidation validated = validate_open(open, shared_->defaults);
+    if (!validated.settings) {
       const Refusal& r = validated.refusal;
       return reject(r.code, r.cause, r.message);
     }
-    net::ConnectOptions options = std::move(*validated.options);
-    options.policy = policy_;
-    options.budget = budget_;
-    if (options.tls.insecure_skip_verify) {
-      logger_->warn("session to {}: TLS verification disabled by the client's request",
+    session::Settings settings = std::move(*validated.settings);
+    net::ConnectOptions options = std::move(validated.connect);
+    options.policy = shared_->policy;
+    settings.budget = shared_->budget;
+    if (options.tls && options.tls->insecure_skip_verify) {
+      logger_.warn("session to {}: TLS verification disabled by the client's request",
                     log::redact_url(open.url()));
     }
 
-    if (defaults_->fd_budget) {
-      if (std::string why = defaults_->fd_budget->admit_session(); !why.empty()) {
+    if (shared_->defaults.fd_budget) {
+      if (std::string why = shared_->defaults.fd_budget->admit_session(); !why.empty()) {
         registry_.count_failure("fd_limit");
         return reject(grpc::StatusCode::RESOURCE_EXHAUSTED, "fd_limit", why);
       }
     }
     std::string id;
     // A unix socket counts per path against the per-host limit ("unix:" cannot start a host).
-    const std::string host = options.url.unix_path.empty()
-                                 ? SessionRegistry::host_key(options.url.host)
-                                 : "unix:" + options.url.unix_path;
+    const std::string host = settings.url.unix_path.empty()
+                                 ? SessionRegistry::host_key(settings.url.host)
+                                 : "unix:" + settings.url.unix_path;
     switch (registry_.admit(host, &id)) {
       case SessionRegistry::Admission::admitted: break;
       case SessionRegistry::Admission::total_limit:
@@ -404,9 +411,10 @@ class GatewaySession final
       std::lock_guard lock(mutex_);
       id_ = id;
       url_ = open.url();
-      options.trace = std::make_shared<net::SessionLog>(id);
-      max_queued_bytes_ = options.max_queued_bytes;
-      connection = net::UpstreamConnection::create(io_, std::move(options), shared_from_this());
+      settings.trace = std::make_shared<net::SessionLog>(id);
+      max_queued_bytes_ = settings.max_queued_bytes;
+      connection = net::UpstreamConnection::create(shared_->io, std::move(settings), std::move(options),
+                                                   shared_from_this());
       connection_ = connection;
     }
     registry_.attach(id, shared_from_this());
@@ -458,7 +466,7 @@ class GatewaySession final
     if (finish_status_) return;
     phase_ = Phase::closed;
     enqueue(error_to_message(status, detail));
-    finish_status_ = status;
+    finish_status_ = std::make_unique<const grpc::Status>(status);
     flush(lock);
   }
 
@@ -491,21 +499,16 @@ class GatewaySession final
     }
   }
 
-  asio::io_context& io_;
-  SessionRegistry& registry_;
-  // Shared with the service and every session (one copy, not one per idle session); a session
-  // may outlive the service briefly, so it holds a reference.
-  const std::shared_ptr<const GatewayDefaults> defaults_;
-  const std::shared_ptr<net::MemoryBudget> budget_;
-  std::shared_ptr<const net::DestinationPolicy> policy_;
-  std::shared_ptr<spdlog::logger> logger_;
+  const std::shared_ptr<const GatewayShared> shared_;  // defaults, budget, policy, logger
+  SessionRegistry& registry_;  // shared_->registry
+  spdlog::logger& logger_;     // *shared_->logger
   const std::chrono::steady_clock::time_point created_;
 
   mutable std::mutex mutex_;
   std::shared_ptr<GatewaySession> self_;  // gRPC's reference, dropped in OnDone
   std::shared_ptr<net::UpstreamConnection> connection_;
   // The session's max_queued_bytes (after the client's Open): the outbox bound. Only this is
-  // kept of the options; the connection holds the rest.
+  // kept of the settings; the connection holds the rest.
   std::uint64_t max_queued_bytes_ = 0;
   Phase phase_ = Phase::awaiting_open;
   std::string id_;
@@ -526,7 +529,8 @@ class GatewaySession final
   bool finished_ = false;
   bool done_ = false;
   bool client_ended_ = false;
-  std::optional<grpc::Status> finish_status_;
+  // How the stream ends, once decided; boxed (a grpc::Status inline is 72 bytes per idle session).
+  std::unique_ptr<const grpc::Status> finish_status_;
   ClientMessageTranslator translator_;
 };
 
@@ -535,18 +539,17 @@ class GatewaySession final
 GatewayService::GatewayService(asio::io_context& io, SessionRegistry& registry,
                                GatewayDefaults defaults,
                                std::shared_ptr<const net::DestinationPolicy> policy,
-                               std::shared_ptr<spdlog::logger> logger)
-    : io_(io),
-      registry_(registry),
-      defaults_(std::make_shared<const GatewayDefaults>(std::move(defaults))),
-      budget_(std::make_shared<net::MemoryBudget>(defaults_->memory_budget_bytes)),
-      policy_(std::move(policy)),
-      logger_(std::move(logger)) {}
+                               std::shared_ptr<spdlog::logger> logger) {
+  auto budget = std::make_shared<net::MemoryBudget>(defaults.memory_budget_bytes);
+  shared_ = std::make_shared<const GatewayShared>(GatewayShared{
+      io, registry, std::move(defaults), std::move(budget), std::move(policy), std::move(logger)});
+}
+
+std::uint64_t GatewayService::queued_payload_bytes() const { return shared_->budget->used(); }
 
 grpc::ServerBidiReactor<ClientMessage, ServerMessage>* GatewayService::Connect(
     grpc::CallbackServerContext*) {
-  auto session =
-      std::make_shared<GatewaySession>(io_, registry_, defaults_, budget_, policy_, logger_);
+  auto session = std::make_shared<GatewaySession>(shared_);
   session->begin();
   return session.get();
 }

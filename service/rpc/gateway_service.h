@@ -40,6 +40,8 @@ class logger;
 
 namespace wsgate::rpc {
 
+struct GatewayShared;  // gateway_service.cc
+
 class GatewayService final : public wsgate::v1::Gateway::CallbackService {
  public:
   // Every reference must outlive the service and the sessions it creates.
@@ -51,15 +53,10 @@ class GatewayService final : public wsgate::v1::Gateway::CallbackService {
       grpc::CallbackServerContext* context) override;
 
   // Payload bytes all sessions hold now, both directions (the memory budget's use). Any thread.
-  std::uint64_t queued_payload_bytes() const { return budget_->used(); }
+  std::uint64_t queued_payload_bytes() const;
 
  private:
-  asio::io_context& io_;
-  SessionRegistry& registry_;
-  std::shared_ptr<const GatewayDefaults> defaults_;  // shared by the sessions
-  std::shared_ptr<net::MemoryBudget> budget_;  // shared by every session of this service
-  std::shared_ptr<const net::DestinationPolicy> policy_;
-  std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<const GatewayShared> shared_;  // with every session of this service
 };
 
 }  // namespace wsgate::rpc

@@ -465,7 +465,7 @@ Actions SessionMachine::timer_fired(TimePoint now) {
     case Phase::open:
       if (closing()) {
         if (trace_.debug()) trace_.timeout(Timeout::close, settings_.close_timeout);
-        CloseInfo info = pending_close_.value_or(CloseInfo{});
+        CloseInfo info = close_report();
         if (unanswered_is_failure_) {
           info.clean = false;
           if (!info.failure) {
@@ -750,18 +750,18 @@ void SessionMachine::on_indication(TimePoint now, ws::BufferType type, const ws:
                        buffer.close_status.reason_length);
     if (code == close_code(ws::CloseStatus::aborted)) {
       // The connection ended without a close frame.
-      CloseInfo info = pending_close_.value_or(CloseInfo{});
+      CloseInfo info = close_report();
       info.code = close_code(ws::CloseStatus::aborted);
       info.clean = false;
       return finish(std::move(info));
     }
     if (closing()) {
       // Our close was answered: the closing handshake is complete once our frame is written.
-      CloseInfo info = pending_close_.value_or(CloseInfo{});
+      CloseInfo info = close_report();
       info.code = code;
       info.reason = reason;
       info.clean = true;
-      pending_close_ = info;
+      *pending_close_ = info;
       bool written = true;
       for (const OutgoingMessage& m : queued_) written &= m.kind != OutgoingMessage::Kind::close;
       if (written) finish(std::move(info));
@@ -890,7 +890,7 @@ void SessionMachine::abandon_receive(std::uint16_t code, const std::string& reas
   receive_abandoned_ = true;
   if (closing()) {
     // Our close is out already; its answer would come after the frame nobody will read.
-    CloseInfo info = pending_close_.value_or(CloseInfo{});
+    CloseInfo info = close_report();
     info.clean = false;
     return finish(std::move(info));
   }
@@ -908,7 +908,7 @@ void SessionMachine::flush_close() {
 
 void SessionMachine::on_protocol_violation(ws::Result result) {
   if (closing()) {
-    CloseInfo info = pending_close_.value_or(CloseInfo{});
+    CloseInfo info = close_report();
     info.clean = false;
     return finish(std::move(info));
   }
@@ -932,7 +932,7 @@ void SessionMachine::send_close(TimePoint now, std::uint16_t code, const std::st
   m.data = reason;
   queued_.push_back(std::move(m));
   if (trace_.debug()) trace_.close_sent(report.initiator, code);
-  pending_close_ = std::move(report);
+  pending_close_ = std::make_unique<CloseInfo>(std::move(report));
   unanswered_is_failure_ = unanswered_is_failure;
   engine_send(queued_.back());
   if (phase_ == Phase::done) return;
@@ -961,10 +961,9 @@ void SessionMachine::fail(Failure failure) {
   out_.read.reset();
   out_.write.clear();
   out_.room = 0;
-  Outcome o;
-  o.opened = false;
-  o.failure = std::move(failure);
-  out_.finish = std::move(o);
+  out_.finish = std::make_unique<Outcome>();
+  out_.finish->opened = false;
+  out_.finish->failure = std::move(failure);
 }
 
 void SessionMachine::finish(CloseInfo info) {
@@ -978,10 +977,9 @@ void SessionMachine::finish(CloseInfo info) {
   waiting_for_room_ = 0;
   out_.room = 0;
   if (trace_.debug()) trace_.closed(info);
-  Outcome o;
-  o.opened = true;
-  o.closed = std::move(info);
-  out_.finish = std::move(o);
+  out_.finish = std::make_unique<Outcome>();
+  out_.finish->opened = true;
+  out_.finish->closed = std::move(info);
 }
 
 }  // namespace wsgate::session

@@ -108,7 +108,9 @@ struct Actions {
   std::optional<TimePoint> timer;     // arm the one timer for this deadline
   std::vector<Delivery> deliver;
   std::size_t room = 0;
-  std::optional<Outcome> finish;
+  // Boxed: the machine keeps an Actions between events, and an Outcome held inline (about 220
+  // bytes) would be carried by every idle session.
+  std::unique_ptr<Outcome> finish;
 
   bool empty() const {
     return write.empty() && !read && !timer && deliver.empty() && room == 0 && !finish;
@@ -165,6 +167,9 @@ class SessionMachine {
   // The daemon stops: a 1001 close, reported as a shutdown (the stream ends OK).
   Actions shutdown(TimePoint now, ShutdownReason reason);
 
+  // The session's settings, fixed for its life. The machine holds the session's one copy; the
+  // transport reads the URL, the limits it applies itself and the trace from here.
+  const Settings& settings() const noexcept { return settings_; }
   bool finished() const noexcept { return phase_ == Phase::done; }
   bool open() const noexcept { return phase_ == Phase::open; }
   const Counters& counters() const noexcept { return counters_; }
@@ -201,7 +206,9 @@ class SessionMachine {
                    std::optional<Failure> failure);
   void keepalive_deadline(TimePoint now);
   void on_keepalive(TimePoint now);
-  bool closing() const noexcept { return pending_close_.has_value(); }
+  bool closing() const noexcept { return pending_close_ != nullptr; }
+  // How the close would be reported now (CloseInfo's defaults when none is pending).
+  CloseInfo close_report() const { return pending_close_ ? *pending_close_ : CloseInfo{}; }
   bool close_received() const noexcept;
 
   Settings settings_;
@@ -254,7 +261,9 @@ class SessionMachine {
   std::list<OutgoingMessage> queued_;
   std::uint64_t queued_bytes_ = 0;
   std::size_t waiting_for_room_ = 0;
-  std::optional<CloseInfo> pending_close_;  // how the close will be reported once it completes
+  // How the close will be reported once it completes; null until a close is sent. Boxed, like
+  // Actions::finish: an idle session would carry a CloseInfo (136 bytes) inline.
+  std::unique_ptr<CloseInfo> pending_close_;
   TimePoint last_activity_{};       // any frame either way
   TimePoint last_data_activity_{};  // a data message either way
   Counters counters_;

@@ -4,7 +4,7 @@
 // so fragment and close state carries over between inputs as it does within a session.
 // Unparseable bytes are skipped. Whatever the input, nothing may crash, and the results must hold
 // these invariants:
-//   - a valid Open gives options whose limits never exceed the daemon's ceilings;
+//   - a valid Open gives settings whose limits never exceed the daemon's ceilings;
 //   - a refusal always names the field (non-empty message);
 //   - after a translated `close`, everything is refused with FAILED_PRECONDITION.
 #include <cstddef>
@@ -49,10 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!message.ParseFromArray(data, static_cast<int>(size))) return 0;
   if (message.has_open()) {
     wsgate::rpc::OpenValidation v = wsgate::rpc::validate_open(message.open(), defaults);
-    if (v.options) {
-      if (v.options->max_message_bytes > defaults.max_message_bytes_ceiling) std::abort();
-      if (v.options->max_queued_bytes > defaults.max_queued_bytes) std::abort();
-      if (v.options->headers.size() > defaults.max_request_headers) std::abort();
+    if (v.settings) {
+      if (v.settings->max_message_bytes > defaults.max_message_bytes_ceiling) std::abort();
+      if (v.settings->max_queued_bytes > defaults.max_queued_bytes) std::abort();
+      if (v.settings->headers.size() > defaults.max_request_headers) std::abort();
     } else if (v.refusal.message.empty()) {
       std::abort();
     }

@@ -21,7 +21,7 @@ v1::Open open_to(const std::string& url) {
 
 std::string refusal(const v1::Open& o, const GatewayDefaults& d = GatewayDefaults{}) {
   OpenValidation v = validate_open(o, d);
-  EXPECT_FALSE(v.options.has_value());
+  EXPECT_FALSE(v.settings.has_value());
   return v.refusal.message;
 }
 
@@ -34,13 +34,13 @@ TEST(ValidateOpen, ValidOpenBecomesOptions) {
   o.mutable_limits()->set_max_message_bytes(1u << 30);  // above the ceiling: clamped
   o.mutable_timeouts()->set_connect_ms(1234);
   OpenValidation v = validate_open(o, GatewayDefaults{});
-  ASSERT_TRUE(v.options.has_value()) << v.refusal.message;
-  EXPECT_EQ(v.options->url.host, "example.com");
-  EXPECT_EQ(v.options->subprotocols, std::vector<std::string>{"chat"});
-  EXPECT_EQ(v.options->headers.size(), 1u);
-  EXPECT_EQ(v.options->max_message_bytes, GatewayDefaults{}.max_message_bytes_ceiling);
-  EXPECT_EQ(v.options->connect_timeout.count(), 1234);
-  EXPECT_EQ(v.options->tls_context, nullptr);  // ws://: no TLS
+  ASSERT_TRUE(v.settings.has_value()) << v.refusal.message;
+  EXPECT_EQ(v.settings->url.host, "example.com");
+  EXPECT_EQ(v.settings->subprotocols, std::vector<std::string>{"chat"});
+  EXPECT_EQ(v.settings->headers.size(), 1u);
+  EXPECT_EQ(v.settings->max_message_bytes, GatewayDefaults{}.max_message_bytes_ceiling);
+  EXPECT_EQ(v.settings->connect_timeout.count(), 1234);
+  EXPECT_EQ(v.connect.tls, nullptr);  // ws://: no TLS options
 }
 
 TEST(ValidateOpen, ExtensionsTheGatewayDoesNotImplementAreRefused) {
@@ -59,16 +59,16 @@ TEST(ValidateOpen, CompressionOptionsOverTheDaemonDefaults) {
   d.compression.server_no_context_takeover = true;
   v1::Open o = open_to("ws://h/");
   OpenValidation v = validate_open(o, d);
-  ASSERT_TRUE(v.options) << v.refusal.message;
-  EXPECT_FALSE(v.options->compression.enabled) << "off unless configured or asked for";
+  ASSERT_TRUE(v.settings) << v.refusal.message;
+  EXPECT_FALSE(v.settings->compression.enabled) << "off unless configured or asked for";
 
   o.mutable_compression()->set_mode(v1::Compression::COMPRESSION_MODE_ON);
   o.mutable_compression()->set_client_no_context_takeover(true);
   o.mutable_compression()->set_server_max_window_bits(10);
   o.mutable_compression()->set_client_max_window_bits(9);
   v = validate_open(o, d);
-  ASSERT_TRUE(v.options) << v.refusal.message;
-  const session::CompressionSettings& z = v.options->compression;
+  ASSERT_TRUE(v.settings) << v.refusal.message;
+  const session::CompressionSettings& z = v.settings->compression;
   EXPECT_TRUE(z.enabled);
   EXPECT_TRUE(z.client_no_context_takeover);
   EXPECT_TRUE(z.server_no_context_takeover) << "the daemon's";
@@ -80,8 +80,8 @@ TEST(ValidateOpen, CompressionOptionsOverTheDaemonDefaults) {
   o = open_to("ws://h/");
   o.mutable_compression()->set_mode(v1::Compression::COMPRESSION_MODE_OFF);
   v = validate_open(o, d);
-  ASSERT_TRUE(v.options);
-  EXPECT_FALSE(v.options->compression.enabled);
+  ASSERT_TRUE(v.settings);
+  EXPECT_FALSE(v.settings->compression.enabled);
 
   o = open_to("ws://h/");
   o.mutable_compression()->set_client_max_window_bits(8);
@@ -159,8 +159,9 @@ TEST(ValidateOpen, TlsMaterialIsParsedFirst) {
   OpenValidation v = validate_open(o, GatewayDefaults{});
   EXPECT_EQ(v.refusal.code, grpc::StatusCode::PERMISSION_DENIED);
   OpenValidation ok = validate_open(open_to("wss://h/"), GatewayDefaults{});
-  ASSERT_TRUE(ok.options.has_value()) << ok.refusal.message;
-  EXPECT_NE(ok.options->tls_context, nullptr);  // made now, reused at the TLS handshake
+  ASSERT_TRUE(ok.settings.has_value()) << ok.refusal.message;
+  ASSERT_NE(ok.connect.tls, nullptr);
+  EXPECT_NE(ok.connect.tls->context, nullptr);  // made now, reused at the TLS handshake
 }
 
 TEST(ValidateOpen, ProxyDefaultDirectAndSessionProxies) {
@@ -174,46 +175,46 @@ TEST(ValidateOpen, ProxyDefaultDirectAndSessionProxies) {
 
   // Empty: the daemon's proxy, minus its no_proxy list; the machine gets its name.
   OpenValidation v = validate_open(open_to("wss://echo.example/"), d);
-  ASSERT_TRUE(v.options) << v.refusal.message;
-  ASSERT_TRUE(v.options->proxy);
-  EXPECT_EQ(v.options->proxy->authority(), "daemon-proxy:3128");
-  EXPECT_EQ(v.options->proxy->authorization, "Basic dTpw");
-  EXPECT_FALSE(v.options->proxy->check_policy);  // the configuration's proxy is trusted
-  EXPECT_EQ(v.options->proxy_name, "daemon-proxy:3128");
+  ASSERT_TRUE(v.settings) << v.refusal.message;
+  ASSERT_TRUE(v.connect.proxy);
+  EXPECT_EQ(v.connect.proxy->authority(), "daemon-proxy:3128");
+  EXPECT_EQ(v.connect.proxy->authorization, "Basic dTpw");
+  EXPECT_FALSE(v.connect.proxy->check_policy);  // the configuration's proxy is trusted
+  EXPECT_EQ(v.settings->proxy_name, "daemon-proxy:3128");
   v = validate_open(open_to("wss://a.internal.example/"), d);
-  ASSERT_TRUE(v.options);
-  EXPECT_FALSE(v.options->proxy);
-  EXPECT_TRUE(v.options->proxy_name.empty());
+  ASSERT_TRUE(v.settings);
+  EXPECT_FALSE(v.connect.proxy);
+  EXPECT_TRUE(v.settings->proxy_name.empty());
 
   // "direct" (any case) opts out.
   v1::Open o = open_to("wss://echo.example/");
   for (const char* direct : {"direct", "DIRECT"}) {
     o.set_proxy(direct);
     v = validate_open(o, d);
-    ASSERT_TRUE(v.options);
-    EXPECT_FALSE(v.options->proxy) << direct;
+    ASSERT_TRUE(v.settings);
+    EXPECT_FALSE(v.connect.proxy) << direct;
   }
 
   // A proxy URL: refused unless the daemon allows session proxies, then policy-checked.
   o.set_proxy("http://session-proxy:8080");
   v = validate_open(o, d);
-  ASSERT_FALSE(v.options);
+  ASSERT_FALSE(v.settings);
   EXPECT_EQ(v.refusal.code, grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(v.refusal.message, HasSubstr("proxy.allow_session_proxies"));
   d.allow_session_proxies = true;
   v = validate_open(o, d);
-  ASSERT_TRUE(v.options) << v.refusal.message;
-  EXPECT_EQ(v.options->proxy->authority(), "session-proxy:8080");
-  EXPECT_TRUE(v.options->proxy->check_policy);
+  ASSERT_TRUE(v.settings) << v.refusal.message;
+  EXPECT_EQ(v.connect.proxy->authority(), "session-proxy:8080");
+  EXPECT_TRUE(v.connect.proxy->check_policy);
   // no_proxy does not apply to a session's own proxy.
   o.set_url("wss://internal.example/");
   v = validate_open(o, d);
-  ASSERT_TRUE(v.options);
-  EXPECT_TRUE(v.options->proxy);
+  ASSERT_TRUE(v.settings);
+  EXPECT_TRUE(v.connect.proxy);
   // Without a daemon proxy, an empty Open.proxy is direct.
   v = validate_open(open_to("ws://h/"), GatewayDefaults{});
-  ASSERT_TRUE(v.options);
-  EXPECT_FALSE(v.options->proxy);
+  ASSERT_TRUE(v.settings);
+  EXPECT_FALSE(v.connect.proxy);
 }
 
 TEST(ValidateOpen, BadProxiesAreInvalidArgument) {
@@ -223,7 +224,7 @@ TEST(ValidateOpen, BadProxiesAreInvalidArgument) {
     v1::Open o = open_to("wss://h/");
     o.set_proxy(proxy);
     OpenValidation v = validate_open(o, d);
-    EXPECT_FALSE(v.options) << proxy;
+    EXPECT_FALSE(v.settings) << proxy;
     EXPECT_EQ(v.refusal.code, grpc::StatusCode::INVALID_ARGUMENT) << proxy;
     EXPECT_EQ(v.refusal.cause, "bad_request");
     EXPECT_THAT(v.refusal.message, HasSubstr("open.proxy: invalid proxy URL: "));
@@ -330,14 +331,15 @@ TEST(Translator, BadMessagesAreInvalidArgument) {
 TEST(ValidateOpen, TlsContextIsSharedPerConfiguration) {
   OpenValidation a = validate_open(open_to("wss://a.example/"), GatewayDefaults{});
   OpenValidation b = validate_open(open_to("wss://b.example/"), GatewayDefaults{});
-  ASSERT_TRUE(a.options && b.options);
-  ASSERT_NE(a.options->tls_context, nullptr);
-  EXPECT_EQ(a.options->tls_context, b.options->tls_context);
+  ASSERT_TRUE(a.settings && b.settings);
+  ASSERT_TRUE(a.connect.tls && b.connect.tls);
+  ASSERT_NE(a.connect.tls->context, nullptr);
+  EXPECT_EQ(a.connect.tls->context, b.connect.tls->context);
   v1::Open strict = open_to("wss://a.example/");
   strict.mutable_tls()->set_min_version(v1::TLS_VERSION_1_3);
   OpenValidation c = validate_open(strict, GatewayDefaults{});
-  ASSERT_TRUE(c.options);
-  EXPECT_NE(c.options->tls_context, a.options->tls_context);
+  ASSERT_TRUE(c.settings && c.connect.tls);
+  EXPECT_NE(c.connect.tls->context, a.connect.tls->context);
 }
 
 }  // namespace

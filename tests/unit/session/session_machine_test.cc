@@ -125,7 +125,7 @@ class Harness {
     for (Delivery& d : a.deliver) delivered.push_back(std::move(d));
     room += a.room;
     if (a.finish) {
-      outcome = std::move(a.finish);
+      outcome = std::move(*a.finish);
       timer.reset();
     }
   }

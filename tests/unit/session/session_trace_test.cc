@@ -120,7 +120,7 @@ class Harness {
     if (a.timer) timer = a.timer;
     room += a.room;
     if (a.finish) {
-      outcome = std::move(a.finish);
+      outcome = std::move(*a.finish);
       timer.reset();
     }
   }
