@@ -23,7 +23,9 @@
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
 // observer is released after the final event (on_failed or on_closed), which breaks the
-// connection -> observer -> connection cycle.
+// connection -> observer -> connection cycle. What only the connect phase needs (its
+// ConnectOptions, the Connector, the proxy's CONNECT exchange) is released once the stream is
+// connected; the session's settings are its machine's.
 // Thread safety: all public methods may be called from any thread, but not while the caller
 // holds a lock an observer callback takes (they may deliver callbacks in the calling thread).
 #pragma once
@@ -177,7 +179,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void stream_connected(std::unique_lock<std::mutex>& lock);
   // Through a proxy: the policy's verdict on the target (the proxy resolves its name).
   bool proxy_target_allowed(std::unique_lock<std::mutex>& lock);
-  // HTTP CONNECT through options_.proxy (called on the strand with the mutex held).
+  // HTTP CONNECT through ConnectOptions::proxy (called on the strand with the mutex held).
   void start_tunnel(std::unique_lock<std::mutex>& lock);
   void read_tunnel();
   void on_tunnel_read(const asio::error_code& ec, std::size_t bytes);
