@@ -197,7 +197,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   using Lock = std::unique_lock<std::mutex>;
 
   // A client event: `f(lock)` runs the machine under the mutex, in the calling thread when the
-  // session is inline (plain TCP, connected), else on the strand.
+  // session is inline (connected, and for wss:// past the TLS handshake), else on the strand.
   template <class F>
   void client_event(F f);
   // Performs what the machine asked for and queues what the observer must hear, then delivers;
@@ -268,7 +268,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_
-  bool inline_ = false;      // plain TCP and connected: client events run in the caller's thread
+  bool inline_ = false;      // connected (wss://: TLS done): client events run in the caller's thread
   bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
   // The one write in progress: what is left of it (empty while idle), its size, and how much of
   // it the socket took; the one read's buffer; I/O that completed, for run() to hand over.
