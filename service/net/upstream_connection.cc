@@ -680,6 +680,20 @@ void UpstreamConnection::continue_read() {
 }
 
 void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
+  if (!tls_) {
+    // Plain TCP: the reactor reads into the buffer itself once the socket is readable. A queued
+    // read costs no epoll_ctl (a wait re-arms the descriptor each time), and its completion
+    // carries the bytes.
+    socket_.async_read_some(
+        asio::buffer(read_buffer_.data, read_buffer_.size),
+        [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+          Lock lock(self->mutex_);
+          if (self->machine_.finished()) return;
+          self->read_completed_ = ec ? Completion{0, false, ec.message()} : Completion{n, true, {}};
+          self->run(lock, {});
+        });
+    return;
+  }
   socket_.async_wait(wait, [self = shared_from_this()](const asio::error_code& ec) {
     Lock lock(self->mutex_);
     if (self->machine_.finished()) return;

@@ -7,18 +7,19 @@
 // upgrade, the engine's action loop, the close policy, the timeouts and the limits are the
 // machine's (service/session/session_machine.h); no protocol rule lives here.
 //
-// Threading rule: one mutex per session. Whichever thread holds an event (a socket readiness or
-// timer completion on the Asio thread, or a call from the gRPC reactor) runs the machine under
-// that mutex and does the resulting I/O itself: reads and writes are non-blocking steps on the
-// socket (TCP, or TLS through TlsChannel, which is OpenSSL on the socket), and what the socket
-// does at once is handed to the machine in the same call. So a client message is written
-// upstream by the gRPC thread that read it, and the bytes a server sends are read, decoded and
-// handed to the observer by the thread the socket's readiness woke, which also tries the next
-// read at once. Only a step that would block waits for the socket (async_wait), and only the
-// connect phase (resolve, connection attempts, the proxy's CONNECT, the TLS handshake) runs on
-// the strand, as do the socket's close and the waits' completions. Observer callbacks run
-// outside the mutex, one at a time and in order: the thread that finds no delivery in progress
-// delivers everything queued, including what other threads queue meanwhile.
+// Threading rule: one mutex per session. Whichever thread holds an event (a socket or timer
+// completion on the Asio thread, or a call from the gRPC reactor) runs the machine under that
+// mutex and does the resulting I/O itself: reads and writes are non-blocking steps on the socket
+// (TCP, or TLS through TlsChannel, which is OpenSSL on the socket), and what the socket does at
+// once is handed to the machine in the same call. So a client message is written upstream by
+// the gRPC thread that read it, and the bytes a server sends are read, decoded and handed to the
+// observer by the thread their arrival woke, which then tries the next read at once (TCP; TLS
+// when OpenSSL holds bytes already). Only a step that would block waits for the socket: a TCP
+// read stays queued in the reactor (async_read_some), anything else waits for readiness
+// (async_wait). The connect phase (resolve, connection attempts, the proxy's CONNECT, the TLS
+// handshake) runs on the strand, as do the socket's close and the I/O completions. Observer
+// callbacks run outside the mutex, one at a time and in order: the thread that finds no delivery
+// in progress delivers everything queued, including what other threads queue meanwhile.
 //
 // Object lifetime: created with create() and held by shared_ptr. Every asynchronous operation
 // holds a shared_ptr to the connection, so it lives until its last operation finishes; the
