@@ -227,9 +227,16 @@ int run_cat(const CatOptions& o, const std::string& address) {
         input.wake();
       });
 
-  const auto finished = [&] {
+  // The session is over (closed or its stream ended): nothing more to send.
+  const auto session_over = [&] {
     std::lock_guard<std::mutex> lock(end.mu);
-    return end.closed.has_value() || end.ended || !end.output_error.empty();
+    return end.closed.has_value() || end.ended;
+  };
+  // The loops stop: the session is over, or stdout failed (the session is then closed below).
+  const auto finished = [&] {
+    if (session_over()) return true;
+    std::lock_guard<std::mutex> lock(end.mu);
+    return !end.output_error.empty();
   };
 
   std::string pending;  // an incomplete input record
@@ -341,8 +348,9 @@ int run_cat(const CatOptions& o, const std::string& address) {
   if (interrupted || !failure.empty()) {
     // Abort: close with 1001 (going away) rather than only cancelling the stream, which the
     // daemon answers by dropping the upstream TCP connection (the server would see 1006). The
-    // wait is short: an interrupt should not hang on a slow server.
-    if (!finished()) {
+    // wait is short: an interrupt should not hang on a slow server. A failed stdout is such an
+    // abort too, so the test is whether the session is over, not whether the loops stopped.
+    if (!session_over()) {
       try {
         session->close(1001, {}, deadline_after(std::min(timeout, kAbortCloseWait)));
       } catch (const Error&) {
