@@ -23,6 +23,27 @@ void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
   if (n != 0 && !buffers.empty()) buffers.front() += n;
 }
 
+// What a step that must wait waits for (want_read or want_write).
+Connector::Socket::wait_type socket_wait(TlsChannel::Step::Status want) {
+  return want == TlsChannel::Step::Status::want_write ? Connector::Socket::wait_write
+                                                      : Connector::Socket::wait_read;
+}
+
+// A TCP read_some or write_some as a step: `want` when the non-blocking socket would block.
+TlsChannel::Step tcp_step(std::size_t bytes, const asio::error_code& ec,
+                          TlsChannel::Step::Status want) {
+  TlsChannel::Step step;
+  step.bytes = bytes;
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    step.status = want;
+  } else if (ec) {
+    step.status = ec == asio::error::eof ? TlsChannel::Step::Status::closed
+                                         : TlsChannel::Step::Status::failed;
+    step.message = ec.message();
+  }
+  return step;
+}
+
 }  // namespace
 
 HeaderProblem check_extra_header(std::string_view name, std::string_view value) {
@@ -316,8 +337,7 @@ void UpstreamConnection::continue_tls_handshake(Lock& lock) {
     case TlsChannel::Step::Status::want_read:
     case TlsChannel::Step::Status::want_write:
       socket_.async_wait(
-          step.status == TlsChannel::Step::Status::want_read ? Connector::Socket::wait_read
-                                                             : Connector::Socket::wait_write,
+          socket_wait(step.status),
           asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec) {
             Lock held(self->mutex_);
             if (self->machine_.finished()) return;
@@ -551,31 +571,16 @@ void UpstreamConnection::deliver_one(Note& n) {
 // would_block instead of waiting: the socket is non-blocking (on_connected).
 TlsChannel::Step UpstreamConnection::read_step(session::MutableBuffer buffer) {
   if (tls_) return tls_->read(buffer.data, buffer.size);
-  TlsChannel::Step step;
   asio::error_code ec;
-  step.bytes = socket_.read_some(asio::buffer(buffer.data, buffer.size), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    step.status = TlsChannel::Step::Status::want_read;
-  } else if (ec) {
-    step.status = ec == asio::error::eof ? TlsChannel::Step::Status::closed
-                                         : TlsChannel::Step::Status::failed;
-    step.message = ec.message();
-  }
-  return step;
+  const std::size_t n = socket_.read_some(asio::buffer(buffer.data, buffer.size), ec);
+  return tcp_step(n, ec, TlsChannel::Step::Status::want_read);
 }
 
 TlsChannel::Step UpstreamConnection::write_step() {
-  TlsChannel::Step step;
   if (!tls_) {
     asio::error_code ec;
-    step.bytes = socket_.write_some(write_rest_, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      step.status = TlsChannel::Step::Status::want_write;
-    } else if (ec) {
-      step.status = TlsChannel::Step::Status::failed;
-      step.message = ec.message();
-    }
-    return step;
+    const std::size_t n = socket_.write_some(write_rest_, ec);
+    return tcp_step(n, ec, TlsChannel::Step::Status::want_write);
   }
   // TLS: a large buffer goes to OpenSSL as it is (it cuts records itself); small ones (a frame
   // header and its payload) are joined first, so that they become one record and one send
@@ -620,9 +625,8 @@ void UpstreamConnection::continue_write() {
         write_completed_ = Completion{write_total_, true, {}};
         return;
       case TlsChannel::Step::Status::want_read:
-        return wait_writable(Connector::Socket::wait_read);
       case TlsChannel::Step::Status::want_write:
-        return wait_writable(Connector::Socket::wait_write);
+        return wait_writable(socket_wait(step.status));
       case TlsChannel::Step::Status::closed:
       case TlsChannel::Step::Status::failed:
         write_rest_ = {};
@@ -669,9 +673,8 @@ void UpstreamConnection::continue_read() {
       read_completed_ = Completion{step.bytes, true, {}};
       return;
     case TlsChannel::Step::Status::want_read:
-      return wait_readable(Connector::Socket::wait_read);
     case TlsChannel::Step::Status::want_write:
-      return wait_readable(Connector::Socket::wait_write);
+      return wait_readable(socket_wait(step.status));
     case TlsChannel::Step::Status::closed:
     case TlsChannel::Step::Status::failed:
       read_completed_ = Completion{0, false, step.message};
@@ -689,7 +692,8 @@ void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
         [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
           Lock lock(self->mutex_);
           if (self->machine_.finished()) return;
-          self->read_completed_ = ec ? Completion{0, false, ec.message()} : Completion{n, true, {}};
+          self->read_completed_ =
+              ec ? Completion{0, false, ec.message()} : Completion{n, true, {}};
           self->run(lock, {});
         });
     return;

@@ -269,7 +269,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   Counters counters_;
 
   std::mutex mutex_;  // guards everything below and machine_
-  bool inline_ = false;      // connected (wss://: TLS done): client events run in the caller's thread
+  // Connected (wss://: the TLS handshake done): client events run in the caller's thread.
+  bool inline_ = false;
   bool delivering_ = false;  // a thread is delivering notes_ (outside the mutex)
   // The one write in progress: what is left of it (empty while idle), its size, and how much of
   // it the socket took; the one read's buffer; I/O that completed, for run() to hand over.

@@ -126,7 +126,8 @@ class GatewaySession final
       const std::string why =
           "a " + std::to_string(size) +
           "-byte message does not fit the daemon's memory budget (limits.memory_budget_bytes = " +
-          std::to_string(shared_->budget->limit()) + ", " + std::to_string(shared_->budget->used()) +
+          std::to_string(shared_->budget->limit()) + ", " +
+          std::to_string(shared_->budget->used()) +
           " bytes in use by all sessions); nothing was sent";
       logger_.warn("session {}: {}", id_, why);
       registry_.count_failure(net::to_string(net::Cause::memory_budget));
@@ -371,7 +372,7 @@ class GatewaySession final
     settings.budget = shared_->budget;
     if (options.tls && options.tls->insecure_skip_verify) {
       logger_.warn("session to {}: TLS verification disabled by the client's request",
-                    log::redact_url(open.url()));
+                   log::redact_url(open.url()));
     }
 
     if (shared_->defaults.fd_budget) {
@@ -413,8 +414,8 @@ class GatewaySession final
       url_ = open.url();
       settings.trace = std::make_shared<net::SessionLog>(id);
       max_queued_bytes_ = settings.max_queued_bytes;
-      connection = net::UpstreamConnection::create(shared_->io, std::move(settings), std::move(options),
-                                                   shared_from_this());
+      connection = net::UpstreamConnection::create(shared_->io, std::move(settings),
+                                                   std::move(options), shared_from_this());
       connection_ = connection;
     }
     registry_.attach(id, shared_from_this());
