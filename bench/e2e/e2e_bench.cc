@@ -221,8 +221,9 @@ long vm_rss_kb(pid_t pid) {
   return -1;
 }
 
-// CPU time (user + system) the process has used, in seconds (/proc/PID/stat fields 14 and 15).
-double cpu_seconds(pid_t pid) {
+// CPU time (user + system) the process has used, in seconds (/proc/PID/stat fields 14 and 15);
+// with `reaped_children`, what its children that it has waited for used (fields 16 and 17).
+double cpu_seconds(pid_t pid, bool reaped_children = false) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   const std::size_t close_paren = stat.rfind(')');
@@ -230,11 +231,30 @@ double cpu_seconds(pid_t pid) {
   std::istringstream rest(stat.substr(close_paren + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
+  const int first = reaped_children ? 16 : 14;
+  for (int i = 3; i <= first + 1 && rest >> field; ++i) {  // field 3 is the state
+    if (i == first) utime = std::stoull(field);
+    if (i == first + 1) stime = std::stoull(field);
   }
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Context switches (voluntary + involuntary) of all the process's live threads, summed over
+// /proc/PID/task/*/status. A thread that exits between two readings takes its count with it; the
+// daemons here keep their threads.
+long context_switches(pid_t pid) {
+  long total = 0;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(task.path() / "status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::atol(line.c_str() + 24);
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) total += std::atol(line.c_str() + 27);
+    }
+  }
+  return total;
 }
 
 int count_threads(pid_t pid) {
@@ -547,10 +567,100 @@ struct Env {
   std::string wss_url, ca_pem;
   pid_t wsgated = -1;
   pid_t grpc_echo = -1;
+  pid_t echo_server = -1;
   std::string gw_socket, echo_socket;
   std::unique_ptr<Gateway::Stub> gw_stub, echo_stub;
   net::io_context ioc;
 };
+
+// What the processes spent while one leg ran: CPU time and context switches, read before and
+// after each stretch of the leg (cost_now) and summed per leg, printed per message. On a machine
+// whose CPUs the run saturates, throughput follows the total CPU per message, so the totals of
+// two legs bound the ratio of their rates; the switches count the thread hand-offs (wake-ups).
+// "tools" is what the bench's finished children used (`openssl s_time`: /proc/self/stat's
+// cutime and cstime; the servers are reaped only at the end).
+enum Proc { kBench, kEchoServer, kGrpcEcho, kWsgated, kTools, kProcs };
+const char* const kProcName[kProcs] = {"bench (client)", "echo server", "gRPC echo", "wsgated",
+                                       "tools (s_time)"};
+
+struct CostSnapshot {
+  double cpu[kProcs] = {};
+  long switches[kProcs] = {};
+  Clock::time_point at;
+};
+
+CostSnapshot cost_now(const Env& env) {
+  const pid_t pids[kWsgated + 1] = {::getpid(), env.echo_server, env.grpc_echo, env.wsgated};
+  CostSnapshot s;
+  for (int p = 0; p <= kWsgated; ++p) {
+    s.cpu[p] = pids[p] > 0 ? cpu_seconds(pids[p]) : 0;
+    s.switches[p] = pids[p] > 0 ? context_switches(pids[p]) : 0;
+  }
+  s.cpu[kTools] = cpu_seconds(::getpid(), /*reaped_children=*/true);
+  s.at = Clock::now();
+  return s;
+}
+
+struct Cost {
+  double cpu[kProcs] = {};
+  double switches[kProcs] = {};
+  double wall = 0;
+  double count = 0;  // messages echoed, or opens
+  void add(const CostSnapshot& before, const CostSnapshot& after, double n) {
+    for (int p = 0; p < kProcs; ++p) {
+      cpu[p] += after.cpu[p] - before.cpu[p];
+      switches[p] += static_cast<double>(after.switches[p] - before.switches[p]);
+    }
+    wall += std::chrono::duration<double>(after.at - before.at).count();
+    count += n;
+  }
+  double total_cpu() const {
+    double t = 0;
+    for (double c : cpu) t += c;
+    return t;
+  }
+  double cpu_per_item() const { return total_cpu() / std::max(1.0, count); }
+};
+
+// One table: per leg, CPU µs and context switches per item (`per`: a message echoed, an open) by
+// process, and how busy the CPUs were (all processes' CPU time over the wall time). Processes
+// that did nothing in any leg are left out.
+void print_costs(const std::string& what, const char* per,
+                 const std::vector<std::pair<std::string, const Cost*>>& legs) {
+  bool shown[kProcs] = {};
+  for (const auto& [name, c] : legs) {
+    for (int p = 0; p < kProcs; ++p) shown[p] = shown[p] || c->cpu[p] > 0 || c->switches[p] > 0;
+  }
+  std::printf("\n%s: per %s, CPU µs / context switches, by process (/proc, all threads); busy = "
+              "CPU time of all over wall time, in CPUs of %u\n| leg |",
+              what.c_str(), per, std::thread::hardware_concurrency());
+  int columns = 0;
+  for (int p = 0; p < kProcs; ++p) {
+    if (shown[p]) std::printf(" %s |", kProcName[p]), ++columns;
+  }
+  std::printf(" total | busy |\n|---|");
+  for (int i = 0; i < columns + 2; ++i) std::printf("---|");
+  std::printf("\n");
+  for (const auto& [name, c] : legs) {
+    const double n = std::max(1.0, c->count);
+    std::printf("| %s |", name.c_str());
+    double switches = 0;
+    for (int p = 0; p < kProcs; ++p) {
+      switches += c->switches[p];
+      if (shown[p]) std::printf(" %.1f / %.2f |", 1e6 * c->cpu[p] / n, c->switches[p] / n);
+    }
+    std::printf(" %.1f / %.2f | %.2f |\n", 1e6 * c->total_cpu() / n, switches / n,
+                c->wall > 0 ? c->total_cpu() / c->wall : 0.0);
+  }
+}
+
+// The legs' rows of a cost table, by kLegName.
+std::vector<std::pair<std::string, const Cost*>> leg_rows(const Cost* costs,
+                                                          std::initializer_list<int> legs) {
+  std::vector<std::pair<std::string, const Cost*>> rows;
+  for (int leg : legs) rows.emplace_back(kLegName[leg], &costs[leg]);
+  return rows;
+}
 
 std::string payload_of(std::size_t n) {
   std::string s(n, '\0');
@@ -644,12 +754,15 @@ void closed_loop(Env& env, const Options& o) {
     for (int leg = 0; leg < 3; ++leg) {
       for (int i = 0; i < 500; ++i) one(leg);  // warm-up
     }
+    Cost cost[3];
     for (int r = 0; r < o.reps; ++r) {
       std::vector<double> rep[3];
       for (int k = 0; k < 3; ++k) {
         const int leg = (r + k) % 3;
         rep[leg].reserve(static_cast<std::size_t>(per_rep));
+        const CostSnapshot before = cost_now(env);
         for (int i = 0; i < per_rep; ++i) rep[leg].push_back(one(leg));
+        cost[leg].add(before, cost_now(env), per_rep);
       }
       Summary s[3];
       for (int leg = 0; leg < 3; ++leg) {
@@ -681,6 +794,8 @@ void closed_loop(Env& env, const Options& o) {
                 "gateway beyond gRPC (leg 3 - leg 2): p50 %.1f µs, p99 %.1f µs\n",
                 size, pooled[1].p50 - pooled[0].p50, pooled[1].p99 - pooled[0].p99,
                 pooled[2].p50 - pooled[1].p50, pooled[2].p99 - pooled[1].p99);
+    print_costs("Closed loop " + std::to_string(size) + " B", "message echoed",
+                leg_rows(cost, {0, 1, 2}));
     std::fflush(stdout);
   }
   legs[0].close();
@@ -725,10 +840,13 @@ void pipelined(Env& env, const Options& o) {
   pipelined_run(legs[0], 64, 2000, 64);
   pipelined_run(legs[1], 64, 2000, 64);
   std::vector<double> rate[2];
+  Cost cost[2];
   for (int r = 0; r < o.reps; ++r) {
     for (int k = 0; k < 2; ++k) {
       const int leg = (r + k) % 2;
+      const CostSnapshot before = cost_now(env);
       rate[leg].push_back(pipelined_run(legs[leg], 64, o.pipelined, 64));
+      cost[leg].add(before, cost_now(env), o.pipelined);
     }
   }
   std::printf("\n## Pipelined 64 B, window 64, %d messages per leg and rep, %d reps (msg/s)\n",
@@ -739,6 +857,11 @@ void pipelined(Env& env, const Options& o) {
                 spread(rate[leg], "%.0f").c_str());
   }
   std::printf("gateway: %.0f msg/s; target >= 100000\n", median(rate[1]));
+  print_costs("Pipelined 64 B", "message echoed",
+              {{kLegName[1], &cost[0]}, {kLegName[2], &cost[1]}});
+  std::printf("CPU per message, gRPC-only / gateway: %.2f (the bound of the rate ratio while the "
+              "CPUs are saturated)\n",
+              cost[0].cpu_per_item() / cost[1].cpu_per_item());
   legs[0].close();
   legs[1].close();
   std::fflush(stdout);
@@ -754,11 +877,14 @@ void mib(Env& env, const Options& o) {
   if (!legs[1].open(*env.gw_stub, env.url, &err)) die("leg 3: " + err);
   for (auto& l : legs) pipelined_run(l, size, 8, 4);
   std::vector<double> w4[2], w1[3];
+  Cost cost4[2];
   const int closed_count = std::max(4, o.mib / 3);
   for (int r = 0; r < o.reps; ++r) {
     for (int k = 0; k < 2; ++k) {
       const int leg = (r + k) % 2;
+      const CostSnapshot before = cost_now(env);
       w4[leg].push_back(pipelined_run(legs[leg], size, o.mib, 4) * static_cast<double>(size) / 1e6);
+      cost4[leg].add(before, cost_now(env), o.mib);
     }
     for (int k = 0; k < 3; ++k) {
       const int leg = (r + k) % 3;
@@ -789,6 +915,8 @@ void mib(Env& env, const Options& o) {
   std::printf("gateway / grpc-only, window 4: %.0f %% (per rep %s %%); window 1: %.0f %%; target >= 90 %%\n",
               100 * median(ratio), spread([&] { auto v = ratio; for (auto& x : v) x *= 100; return v; }(), "%.0f").c_str(),
               100 * median(w1[2]) / median(w1[1]));
+  print_costs("1 MiB, window 4", "message echoed",
+              {{kLegName[1], &cost4[0]}, {kLegName[2], &cost4[1]}});
   legs[0].close();
   legs[1].close();
   std::fflush(stdout);
@@ -896,6 +1024,7 @@ void opens(Env& env, const Options& o) {
   std::vector<double> gw_rates;
   for (int c : levels) {
     std::vector<double> rate[3], lat[3];
+    Cost cost[3];
     for (int r = 0; r < o.reps; ++r) {
       for (int k = 0; k < 3; ++k) {
         const int leg = (r + k) % 3;
@@ -906,6 +1035,7 @@ void opens(Env& env, const Options& o) {
         std::atomic<bool> failed{false};
         std::string fail_msg;
         std::mutex fail_mu;
+        const CostSnapshot before = cost_now(env);
         const auto t0 = Clock::now();
         std::vector<std::thread> threads;
         for (int t = 0; t < c; ++t) {
@@ -938,6 +1068,7 @@ void opens(Env& env, const Options& o) {
         }
         for (auto& t : threads) t.join();
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        cost[leg].add(before, cost_now(env), o.opens);
         if (failed) die(std::string("opens on leg ") + kLegName[leg] + ": " + fail_msg);
         rate[leg].push_back(o.opens / secs);
         lat[leg].insert(lat[leg].end(), l.begin(), l.end());
@@ -954,6 +1085,7 @@ void opens(Env& env, const Options& o) {
       std::printf("| %d | %s | %.0f [%s] | %.0f / %.0f |\n", c, kLegName[leg], median(rate[leg]),
                   spread(rate[leg], "%.0f").c_str(), s.p50, s.p99);
     }
+    print_costs("Opens at concurrency " + std::to_string(c), "open", leg_rows(cost, {0, 1, 2}));
     std::fflush(stdout);
   }
   std::printf("target >= 10000 opens/s through the gateway\n");
@@ -976,12 +1108,15 @@ void wss(Env& env, const Options& o) {
   std::printf("| rep | openssl s_time conn/s | gateway opens/s | ratio | gateway open p50 / p99 µs |\n");
   std::printf("|---|---|---|---|---|\n");
   std::vector<double> ratios, gw_rates, st_rates;
+  Cost st_cost, gw_cost;
   for (int r = 0; r < o.reps; ++r) {
     // s_time prints "N connections in X real seconds" with X whole; the wall time of the
     // command is finer (it includes starting openssl, a few ms in o.stime_s seconds).
+    const CostSnapshot st_before = cost_now(env);
     const auto s0 = Clock::now();
     const std::string out = run_cmd(stime);
     const double st_secs = ms_since(s0) / 1000;
+    const CostSnapshot st_after = cost_now(env);
     const auto pos = out.rfind(" connections in ");
     long conns = 0;
     if (pos != std::string::npos) {
@@ -990,10 +1125,12 @@ void wss(Env& env, const Options& o) {
     }
     if (conns <= 0) die("openssl s_time gave no count: " + out);
     const double st_rate = static_cast<double>(conns) / st_secs;
+    st_cost.add(st_before, st_after, static_cast<double>(conns));
 
     std::vector<std::unique_ptr<GrpcConn>> sessions;
     std::vector<double> lat;
     std::string err;
+    const CostSnapshot gw_before = cost_now(env);
     const auto g0 = Clock::now();
     for (int i = 0; i < o.opens; ++i) {
       const auto t0 = Clock::now();
@@ -1003,6 +1140,7 @@ void wss(Env& env, const Options& o) {
       sessions.push_back(std::move(c));
     }
     const double gw_rate = o.opens / (ms_since(g0) / 1000);
+    gw_cost.add(gw_before, cost_now(env), o.opens);
     for (auto& c : sessions) c->cancel();
     const Summary sl = summarize(lat);
     std::printf("| %d | %.0f | %.0f | %.2f | %.0f / %.0f |\n", r + 1, st_rate, gw_rate,
@@ -1015,6 +1153,8 @@ void wss(Env& env, const Options& o) {
   }
   std::printf("median: s_time %.0f conn/s, gateway %.0f opens/s, ratio %.2f [%s]; target >= 0.9\n",
               median(st_rates), median(gw_rates), median(ratios), spread(ratios, "%.2f").c_str());
+  print_costs("wss:// opens, concurrency 1", "open",
+              {{"openssl s_time -new", &st_cost}, {kLegName[2], &gw_cost}});
 
   // Idle wss:// sessions: wsgated's RSS slope.
   std::vector<std::unique_ptr<GrpcConn>> sessions;
@@ -1279,6 +1419,7 @@ int main(int argc, char** argv) {
   if (port_line.rfind("PORT ", 0) != 0) die("echo server did not print its port");
   env.echo_port = static_cast<unsigned short>(std::atoi(port_line.c_str() + 5));
   env.url = "ws://127.0.0.1:" + std::to_string(env.echo_port) + "/";
+  env.echo_server = echo_pid;
   if (want("wss")) {
     const std::string tls_line = read_line(echo_out, std::chrono::seconds(10));
     if (tls_line.rfind("TLSPORT ", 0) != 0) die("echo server did not print its TLS port");
