@@ -694,6 +694,11 @@ void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
           if (self->machine_.finished()) return;
           self->read_completed_ =
               ec ? Completion{0, false, ec.message()} : Completion{n, true, {}};
+          // A read that did not fill the buffer drained the socket: the next read goes straight
+          // back to the reactor, which tries the socket once itself when the read is queued (its
+          // speculative read). Trying at once as well would cost a second recv that finds
+          // nothing, per message of a server that answers one message at a time.
+          if (!ec && n < self->read_buffer_.size) self->read_later_ = true;
           self->run(lock, {});
         });
     return;

@@ -280,7 +280,9 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   session::MutableBuffer read_buffer_{};
   std::optional<Completion> write_completed_;
   std::optional<Completion> read_completed_;
-  bool read_later_ = false;  // run() read kReadsAtOnce times: the next read waits
+  // The next read waits for the reactor: run() read kReadsAtOnce times, or the reactor's read
+  // drained the socket. Reset when run() returns.
+  bool read_later_ = false;
   // Vectors, not deques: an empty libstdc++ deque holds a 512-byte node and its map, per
   // session; these are empty while a session is idle. notes_ is taken whole by the delivering
   // thread; at most one client read waits for room at a time.
