@@ -185,6 +185,15 @@ TlsChannel::Step TlsChannel::write(const void* data, std::size_t size) {
   return outcome(ret, n);
 }
 
+bool TlsChannel::close_notify() {
+  if (broken_ || SSL_is_init_finished(ssl_) != 1) return false;
+  // 0: ours is sent, the peer's not seen yet; 1: both. Below 0: the socket is full or gone.
+  const int ret = SSL_shutdown(ssl_);
+  if (ret >= 0) return true;
+  ERR_clear_error();
+  return false;
+}
+
 TlsChannel::Step TlsChannel::outcome(int ret, std::size_t bytes) {
   Step step;
   if (ret == 1) {
@@ -207,6 +216,7 @@ TlsChannel::Step TlsChannel::outcome(int ret, std::size_t bytes) {
       break;
   }
   step.status = Step::Status::failed;
+  broken_ = true;
   BIO* rbio = SSL_get_rbio(ssl_);
   step.nothing_received = rbio != nullptr && BIO_number_read(rbio) == 0;
   if (const unsigned long e = ERR_peek_error(); e != 0) {

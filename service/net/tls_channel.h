@@ -84,6 +84,13 @@ class TlsChannel {
   // False (nothing freed) while a record is buffered: a partial write to retry, unread bytes.
   bool release_buffers() { return SSL_free_buffers(ssl_) == 1; }
 
+  // Sends our close_notify (RFC 8446 6.1) once, without waiting for the peer's: the owner is
+  // about to close the socket, and the peer learns that the stream ended where we meant it to
+  // end, not cut short. One step: when the socket cannot take it now, nothing is sent (the
+  // connection is being dropped anyway). Returns whether it was sent. Nothing is sent before
+  // the handshake is complete or after a fatal error (OpenSSL forbids SSL_shutdown then).
+  bool close_notify();
+
   SSL* native_handle() const noexcept { return ssl_; }
 
  private:
@@ -92,6 +99,7 @@ class TlsChannel {
   Step outcome(int ret, std::size_t bytes);
 
   SSL* ssl_;
+  bool broken_ = false;  // a step failed (SSL_ERROR_SSL or SYSCALL): no close_notify then
 };
 
 }  // namespace wsgate::net

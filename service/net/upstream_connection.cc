@@ -725,6 +725,14 @@ void UpstreamConnection::arm_timer(session::TimePoint deadline) {
 }
 
 void UpstreamConnection::close_socket() {
+  {
+    // wss://: our close_notify goes first, so that the server sees the TLS stream end where
+    // the session ended it, not cut short (a server may log or count a truncation as an error).
+    // The machine has finished, so no other thread calls into OpenSSL any more (every handler
+    // checks that under the mutex first); the mutex is taken because tls_ is its.
+    Lock lock(mutex_);
+    if (tls_) tls_->close_notify();
+  }
   asio::error_code ignored;
   socket_.shutdown(Connector::Socket::shutdown_both, ignored);
   socket_.close(ignored);

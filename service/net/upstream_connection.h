@@ -220,6 +220,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   TlsChannel::Step read_step(session::MutableBuffer buffer);
   TlsChannel::Step write_step();
   void arm_timer(session::TimePoint deadline);
+  // On the strand, once the machine has finished: close_notify (wss://), then the socket goes.
   void close_socket();
 
   // Reads one run() hands to the machine before the next read waits for the reactor.

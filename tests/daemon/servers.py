@@ -3,8 +3,8 @@
 EchoServer      python websockets (10.4) in a thread with its own asyncio loop, ws:// or wss://,
                 or on a unix socket (unix_path: websockets.unix_serve, URL ws+unix://PATH:/echo).
                 Records every connection: the messages it received, the close code it saw.
-RawServer       a plain TCP server in threads whose per-connection `script` answers the upgrade
-                with scripted bytes (malformed responses and frames).
+RawServer       a TCP server (TLS with ssl_context: wss://) in threads whose per-connection
+                `script` answers the upgrade with scripted bytes (malformed responses and frames).
 EchoSubprocess  the EchoServer in a child process (`python3 servers.py`), to be killed.
 BacklogFull     a listening socket whose accept queue is full: SYNs to it are dropped, so a
                 connect to it hangs until its timeout.
@@ -25,6 +25,7 @@ import hashlib
 import os
 import select
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -352,6 +353,24 @@ class RawConnection:
             payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
         return bool(b0 & 0x80), b0 & 0x0F, payload, mask is not None
 
+    def read_end(self, timeout=10):
+        """How the stream ends after what was read so far: "eof" (TCP end; on TLS, the client's
+        close_notify), "truncated" (TLS: the TCP end without a close_notify) or "reset". Bytes
+        before the end are kept in the buffer."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._read_more(deadline)
+        except EOFError:
+            return "eof"
+        except ssl.SSLError as e:
+            # OpenSSL 3 reports the missing close_notify as this reason (SSLEOFError elsewhere).
+            if isinstance(e, ssl.SSLEOFError) or e.reason == "UNEXPECTED_EOF_WHILE_READING":
+                return "truncated"
+            raise
+        except ConnectionResetError:
+            return "reset"
+
     def close(self):
         try:
             self.sock.close()
@@ -381,10 +400,16 @@ def close_payload(code, reason=b""):
 
 
 class RawServer:
-    """Accepts connections and runs script(connection) in a thread for each one."""
+    """Accepts connections and runs script(connection) in a thread for each one. With
+    `ssl_context` (a server context) each connection is TLS first: wss://, and an end of stream
+    without the client's close_notify is an ssl.SSLError in the script's reads ("truncated" for
+    read_end; the context's OP_IGNORE_UNEXPECTED_EOF, on by default, is cleared)."""
 
-    def __init__(self, script):
+    def __init__(self, script, ssl_context=None):
         self.script = script
+        self.ssl_context = ssl_context
+        if ssl_context is not None:
+            ssl_context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
         self.connections = []
         self._cond = threading.Condition()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -397,7 +422,8 @@ class RawServer:
 
     @property
     def url(self):
-        return "ws://127.0.0.1:%d/raw" % self.port
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return "%s://127.0.0.1:%d/raw" % (scheme, self.port)
 
     def start(self):
         self._thread.start()
@@ -420,6 +446,10 @@ class RawServer:
 
     def _run_script(self, conn):
         try:
+            if self.ssl_context is not None:
+                conn.sock.settimeout(10)  # the handshake
+                conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True,
+                                                         suppress_ragged_eofs=False)
             self.script(conn)
         except BaseException as e:  # reported through conn.error
             conn.error = e

@@ -1,10 +1,13 @@
 """wss:// through the gateway: trust from ca_pem, ca_file and the daemon's tls.ca_file; untrusted
-CAs and name mismatches fail the TLS handshake; insecure_skip_verify skips verification."""
+CAs and name mismatches fail the TLS handshake; insecure_skip_verify skips verification; a
+session's end sends TLS close_notify."""
+import ssl
 import unittest
 
 import grpc
 
 from daemon_fixture import TlsEchoServerTestCase, gateway_pb2
+from servers import RawServer, close_payload, frame
 
 
 class TlsTestBase(TlsEchoServerTestCase):
@@ -60,6 +63,47 @@ class GatewayTlsTest(TlsTestBase):
         self.echo_round_trip(self.server.url, insecure_skip_verify=True,
                              server_name="wrong.example", ca_pem=self.other_ca_pem)
         self.assertIn("TLS verification disabled", self.daemon.log_text())
+
+    def raw_tls_server(self, script):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.pki["server.pem"], self.pki["server.key"])
+        raw = RawServer(script, ssl_context=context).start()
+        self.addCleanup(raw.stop)
+        return raw
+
+    def test_client_close_ends_tls_with_close_notify(self):
+        def script(conn):
+            conn.read_request()
+            conn.send(conn.response_101())
+            conn.result["close"] = conn.read_frame()
+            conn.send(frame(0x8, close_payload(1000)))
+            conn.result["end"] = conn.read_end()
+        raw = self.raw_tls_server(script)
+        s, _ = self.open_session(raw.url, tls=gateway_pb2.TlsOptions(ca_pem=self.ca_pem))
+        s.send_close(1000)
+        closed = s.recv_kind("closed")
+        self.assertEqual((closed.code, closed.clean), (1000, True))
+        conn = raw.wait_connection()
+        self.assertIsNone(conn.error)
+        self.assertEqual(conn.result["close"][1], 0x8)
+        # The TLS stream ended with the gateway's close_notify, not cut short.
+        self.assertEqual(conn.result["end"], "eof")
+
+    def test_server_close_ends_tls_with_close_notify(self):
+        def script(conn):
+            conn.read_request()
+            conn.send(conn.response_101())
+            conn.send(frame(0x8, close_payload(4000, b"bye")))
+            conn.result["answer"] = conn.read_frame()
+            conn.result["end"] = conn.read_end()
+        raw = self.raw_tls_server(script)
+        s, _ = self.open_session(raw.url, tls=gateway_pb2.TlsOptions(ca_pem=self.ca_pem))
+        closed = s.recv_kind("closed")
+        self.assertEqual((closed.code, closed.initiator), (4000, gateway_pb2.INITIATOR_SERVER))
+        conn = raw.wait_connection()
+        self.assertIsNone(conn.error)
+        self.assertEqual(conn.result["answer"][1], 0x8)
+        self.assertEqual(conn.result["end"], "eof")
 
     def test_daemon_survives_tls_failures(self):
         for _ in range(3):

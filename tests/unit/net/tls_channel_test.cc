@@ -312,6 +312,66 @@ TEST_F(TlsChannelTest, EndWithoutCloseNotifyIsTruncated) {
   EXPECT_FALSE(step.nothing_received);
 }
 
+// What the server's SSL_read ends with once the client is done: SSL_ERROR_ZERO_RETURN for a
+// close_notify, SSL_ERROR_SSL (unexpected EOF) for a stream cut short.
+int server_read_end(SSL* server, int fd) {
+  char buf[64];
+  for (;;) {
+    const int ret = SSL_read(server, buf, sizeof buf);
+    const int error = SSL_get_error(server, ret);
+    if (error != SSL_ERROR_WANT_READ) return error;
+    if (!wait_for(fd, POLLIN)) return SSL_ERROR_WANT_READ;
+  }
+}
+
+TEST_F(TlsChannelTest, CloseNotifyReachesThePeerAsACleanEnd) {
+  CtxPtr ctx = client_context(true);
+  make(ctx.get(), "localhost");
+  ASSERT_EQ(handshake().status, Status::done);
+  EXPECT_TRUE(client_->close_notify());
+  EXPECT_EQ(server_read_end(server_.get(), server_fd_), SSL_ERROR_ZERO_RETURN);
+}
+
+TEST_F(TlsChannelTest, CloseNotifyAnswersThePeers) {
+  CtxPtr ctx = client_context(true);
+  make(ctx.get(), "localhost");
+  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_EQ(SSL_shutdown(server_.get()), 0);  // the server's close_notify, ours not seen yet
+  char buf[16];
+  TlsChannel::Step step = client_->read(buf, sizeof buf);
+  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
+    step = client_->read(buf, sizeof buf);
+  }
+  ASSERT_EQ(step.status, Status::closed);
+  EXPECT_TRUE(client_->close_notify());
+  ASSERT_TRUE(wait_for(server_fd_, POLLIN));
+  EXPECT_EQ(SSL_shutdown(server_.get()), 1);  // both sides have said it
+}
+
+TEST_F(TlsChannelTest, NoCloseNotifyBeforeTheHandshake) {
+  CtxPtr ctx = client_context(true);
+  make(ctx.get(), "localhost");
+  EXPECT_FALSE(client_->close_notify());
+  char byte;
+  EXPECT_EQ(::recv(server_fd_, &byte, 1, MSG_DONTWAIT), -1);  // not a byte was sent
+}
+
+TEST_F(TlsChannelTest, NoCloseNotifyAfterAFailure) {
+  CtxPtr ctx = client_context(true);
+  make(ctx.get(), "localhost");
+  ASSERT_EQ(handshake().status, Status::done);
+  ::shutdown(server_fd_, SHUT_WR);
+  char buf[16];
+  TlsChannel::Step step = client_->read(buf, sizeof buf);
+  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
+    step = client_->read(buf, sizeof buf);
+  }
+  ASSERT_EQ(step.status, Status::failed);
+  EXPECT_FALSE(client_->close_notify());
+  char byte;
+  EXPECT_EQ(::recv(server_fd_, &byte, 1, MSG_DONTWAIT), -1);
+}
+
 // OpenSSL's own socket BIO would write() here and the process would die of SIGPIPE (this test
 // binary does not ignore the signal, like any program that embeds the transport).
 TEST_F(TlsChannelTest, WriteAfterThePeerIsGoneFailsWithoutSigpipe) {
