@@ -142,6 +142,16 @@ class TlsChannelTest : public ::testing::Test {
     }
   }
 
+  // The client's read once it stops waiting for the socket (the server ended or failed).
+  TlsChannel::Step client_read_end() {
+    char buf[16];
+    TlsChannel::Step step = client_->read(buf, sizeof buf);
+    while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
+      step = client_->read(buf, sizeof buf);
+    }
+    return step;
+  }
+
   // Reads what the server receives until `n` bytes came.
   std::string server_read(std::size_t n) {
     std::string out;
@@ -289,11 +299,7 @@ TEST_F(TlsChannelTest, CloseNotifyReadsAsClosed) {
   make(ctx.get(), "localhost");
   ASSERT_EQ(handshake().status, Status::done);
   SSL_shutdown(server_.get());
-  char buf[16];
-  TlsChannel::Step step = client_->read(buf, sizeof buf);
-  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
-    step = client_->read(buf, sizeof buf);
-  }
+  const TlsChannel::Step step = client_read_end();
   EXPECT_EQ(step.status, Status::closed);
 }
 
@@ -302,11 +308,7 @@ TEST_F(TlsChannelTest, EndWithoutCloseNotifyIsTruncated) {
   make(ctx.get(), "localhost");
   ASSERT_EQ(handshake().status, Status::done);
   ::shutdown(server_fd_, SHUT_WR);
-  char buf[16];
-  TlsChannel::Step step = client_->read(buf, sizeof buf);
-  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
-    step = client_->read(buf, sizeof buf);
-  }
+  const TlsChannel::Step step = client_read_end();
   EXPECT_EQ(step.status, Status::failed);
   EXPECT_TRUE(step.truncated);
   EXPECT_FALSE(step.nothing_received);
@@ -337,11 +339,7 @@ TEST_F(TlsChannelTest, CloseNotifyAnswersThePeers) {
   make(ctx.get(), "localhost");
   ASSERT_EQ(handshake().status, Status::done);
   ASSERT_EQ(SSL_shutdown(server_.get()), 0);  // the server's close_notify, ours not seen yet
-  char buf[16];
-  TlsChannel::Step step = client_->read(buf, sizeof buf);
-  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
-    step = client_->read(buf, sizeof buf);
-  }
+  const TlsChannel::Step step = client_read_end();
   ASSERT_EQ(step.status, Status::closed);
   EXPECT_TRUE(client_->close_notify());
   ASSERT_TRUE(wait_for(server_fd_, POLLIN));
@@ -361,11 +359,7 @@ TEST_F(TlsChannelTest, NoCloseNotifyAfterAFailure) {
   make(ctx.get(), "localhost");
   ASSERT_EQ(handshake().status, Status::done);
   ::shutdown(server_fd_, SHUT_WR);
-  char buf[16];
-  TlsChannel::Step step = client_->read(buf, sizeof buf);
-  while (step.status == Status::want_read && wait_for(client_fd_, POLLIN)) {
-    step = client_->read(buf, sizeof buf);
-  }
+  const TlsChannel::Step step = client_read_end();
   ASSERT_EQ(step.status, Status::failed);
   EXPECT_FALSE(client_->close_notify());
   char byte;
