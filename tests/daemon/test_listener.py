@@ -152,6 +152,8 @@ class UpstreamFdLimitTest(DaemonCase):
         for _ in range(140):
             held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
 
+        seen = {}  # the causes answered so far, with their counts: the failure message's
+
         def cause_of(target):
             session = d.session(timeout=30)
             try:
@@ -160,21 +162,29 @@ class UpstreamFdLimitTest(DaemonCase):
                 if m is None and session.code == grpc.StatusCode.UNAVAILABLE:
                     # With no fd left at all, gRPC itself may drop our connection (seen under
                     # ASan, which holds more fds): not the answer this test waits for; ask again.
-                    return "unavailable: %s" % session.details
-                return failure_cause(session, m)
+                    cause = "unavailable: %s" % session.details
+                else:
+                    cause = failure_cause(session, m)
             finally:
                 session.cleanup()
+            seen[cause] = seen.get(cause, 0) + 1
+            return cause
 
-        wait_for(lambda: cause_of(url) == "fd_limit", 20, interval=0.05,
-                 what="a session whose upstream connect fails with fd_limit")
-        wait_for(lambda: cause_of(url.replace("127.0.0.1", "localhost")) == "fd_limit", 20,
-                 interval=0.05, what="the same for a name (resolver without an fd)")
+        def wait_for_cause(target, cause, what):
+            seen.clear()
+            try:
+                wait_for(lambda: cause_of(target) == cause, 20, interval=0.05, what=what)
+            except AssertionError as e:
+                raise AssertionError("%s; answers seen: %s%s" % (e, seen, d.log_tail())) from None
+
+        wait_for_cause(url, "fd_limit", "a session whose upstream connect fails with fd_limit")
+        wait_for_cause(url.replace("127.0.0.1", "localhost"), "fd_limit",
+                       "the same for a name (resolver without an fd)")
         self.assertIsNone(d.proc.poll(), "wsgated died" + d.log_tail())
         for c in held:
             c.close()
         held.clear()
-        wait_for(lambda: cause_of(url) == "connection_refused", 20, interval=0.05,
-                 what="sessions failing for the right reason again")
+        wait_for_cause(url, "connection_refused", "sessions failing for the right reason again")
         self.stop_ok(d)
 
 
