@@ -10,7 +10,7 @@ import unittest
 
 import grpc
 
-from daemon_fixture import DaemonTestCase, gateway_pb2
+from daemon_fixture import DaemonTestCase, gateway_pb2, gateway_pb2_grpc
 from servers import EchoServer, RawServer, close_payload, frame, wait_closed
 
 
@@ -157,6 +157,20 @@ class BackpressureTest(DaemonTestCase):
     CHUNK = 64 * 1024
     TOTAL_CHUNKS = 1024  # 64 MiB: far more than the socket buffers and gRPC windows hold
 
+    def gateway_with_fixed_window(self):
+        """A Gateway stub on a channel whose HTTP/2 receive window does not grow (BDP probing
+        off), so that a client that reads nothing holds only the initial window. With probing
+        on, gRPC's client grows the window from the bandwidth it measures, whether the
+        application reads or not: 7-14 MiB went through before the server blocked here (3-4
+        MiB with it off, the TCP buffers), and a CI run on a loaded machine saw all 64 MiB go
+        through, which hid the gateway's pause."""
+        channel = grpc.insecure_channel(
+            "unix:" + self.daemon.socket_path,
+            options=[("grpc.max_receive_message_length", 64 << 20),
+                     ("grpc.http2.bdp_probe", 0)])
+        self.addCleanup(channel.close)
+        return gateway_pb2_grpc.GatewayStub(channel)
+
     def test_slow_grpc_client_stops_the_upstream_reads_and_loses_nothing(self):
         blocked = threading.Event()
         state = {"sent": 0}
@@ -196,7 +210,7 @@ class BackpressureTest(DaemonTestCase):
 
         requests.put(gateway_pb2.ClientMessage(open=gateway_pb2.Open(
             url=raw.url, limits=gateway_pb2.Limits(max_queued_bytes=256 * 1024))))
-        call = self.daemon.gateway().Connect(request_iterator(), timeout=120)
+        call = self.gateway_with_fixed_window().Connect(request_iterator(), timeout=120)
         try:
             # This client reads nothing until the server reports that it cannot write any more.
             self.assertTrue(blocked.wait(60), "the upstream was never slowed down: the gateway "
