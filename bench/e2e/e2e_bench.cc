@@ -44,6 +44,7 @@
 #include <semaphore>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -212,32 +213,57 @@ std::string run_cmd(const std::string& cmd) {
   return out;
 }
 
-long vm_rss_kb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+// The sum of the named fields of a /proc status file ("Name:\tvalue ..." lines), read once;
+// -1 when none of them is there (the process or thread is gone).
+long status_fields(const std::filesystem::path& file, std::initializer_list<std::string_view> names) {
+  std::ifstream f(file);
   std::string line;
+  long total = -1;
   while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+    const std::size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string_view name(line.data(), colon);
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
+    total = std::max(total, 0L) + std::strtol(line.c_str() + colon + 1, nullptr, 10);
   }
-  return -1;
+  return total;
 }
 
-// CPU time (user + system) the process has used, in seconds (/proc/PID/stat fields 14 and 15);
-// with `reaped_children`, what its children that it has waited for used (fields 16 and 17).
-double cpu_seconds(pid_t pid, bool reaped_children = false) {
+std::filesystem::path proc_status(pid_t pid) {
+  return "/proc/" + std::to_string(pid) + "/status";
+}
+
+long vm_rss_kb(pid_t pid) { return status_fields(proc_status(pid), {"VmRSS"}); }
+
+int count_threads(pid_t pid) {
+  return static_cast<int>(status_fields(proc_status(pid), {"Threads"}));
+}
+
+// CPU time (user + system) in seconds, from one reading of /proc/PID/stat: the process's own
+// (fields 14 and 15) and that of its children it has waited for (fields 16 and 17); -1 when the
+// process is gone.
+struct CpuTimes {
+  double own = -1;
+  double reaped_children = -1;
+};
+
+CpuTimes cpu_times(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   const std::size_t close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) return -1;
+  if (close_paren == std::string::npos) return {};
   std::istringstream rest(stat.substr(close_paren + 2));
   std::string field;
-  unsigned long long utime = 0, stime = 0;
-  const int first = reaped_children ? 16 : 14;
-  for (int i = 3; i <= first + 1 && rest >> field; ++i) {  // field 3 is the state
-    if (i == first) utime = std::stoull(field);
-    if (i == first + 1) stime = std::stoull(field);
+  unsigned long long ticks[4] = {};  // utime, stime, cutime, cstime
+  for (int i = 3; i <= 17 && rest >> field; ++i) {  // field 3 is the state
+    if (i >= 14) ticks[i - 14] = std::stoull(field);
   }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(ticks[0] + ticks[1]) / per_second,
+          static_cast<double>(ticks[2] + ticks[3]) / per_second};
 }
+
+double cpu_seconds(pid_t pid) { return cpu_times(pid).own; }
 
 // Context switches (voluntary + involuntary) of all the process's live threads, summed over
 // /proc/PID/task/*/status. A thread that exits between two readings takes its count with it; the
@@ -247,23 +273,10 @@ long context_switches(pid_t pid) {
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream f(task.path() / "status");
-    std::string line;
-    while (std::getline(f, line)) {
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::atol(line.c_str() + 24);
-      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) total += std::atol(line.c_str() + 27);
-    }
+    total += std::max(0L, status_fields(task.path() / "status",
+                                        {"voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"}));
   }
   return total;
-}
-
-int count_threads(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
-  }
-  return -1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,10 +606,12 @@ CostSnapshot cost_now(const Env& env) {
   const pid_t pids[kWsgated + 1] = {::getpid(), env.echo_server, env.grpc_echo, env.wsgated};
   CostSnapshot s;
   for (int p = 0; p <= kWsgated; ++p) {
-    s.cpu[p] = pids[p] > 0 ? cpu_seconds(pids[p]) : 0;
-    s.switches[p] = pids[p] > 0 ? context_switches(pids[p]) : 0;
+    if (pids[p] <= 0) continue;
+    const CpuTimes cpu = cpu_times(pids[p]);
+    s.cpu[p] = cpu.own;
+    if (p == kBench) s.cpu[kTools] = cpu.reaped_children;
+    s.switches[p] = context_switches(pids[p]);
   }
-  s.cpu[kTools] = cpu_seconds(::getpid(), /*reaped_children=*/true);
   s.at = Clock::now();
   return s;
 }
