@@ -157,15 +157,20 @@ class Daemon:
             preexec_fn=self.preexec_fn, env=self.env)
         try:
             wait_for(self._socket_accepts, START_TIMEOUT, what="wsgated's socket")
-            self.channel = grpc.insecure_channel(
-                "unix:" + self.socket_path,
-                options=[("grpc.max_receive_message_length", 64 << 20),
-                         ("grpc.max_send_message_length", 64 << 20)])
+            self.channel = self.new_channel()
             grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
         except BaseException:
             self.kill()
             raise
         return self
+
+    def new_channel(self, extra_options=()):
+        """A channel to the daemon's socket with the tests' message-size limits (64 MiB each
+        way) and `extra_options` (gRPC channel arguments); the caller closes it."""
+        return grpc.insecure_channel(
+            "unix:" + self.socket_path,
+            options=[("grpc.max_receive_message_length", 64 << 20),
+                     ("grpc.max_send_message_length", 64 << 20), *extra_options])
 
     def _socket_accepts(self):
         if self.proc.poll() is not None:

@@ -164,10 +164,7 @@ class BackpressureTest(DaemonTestCase):
         application reads or not: 7-14 MiB went through before the server blocked here (3-4
         MiB with it off, the TCP buffers), and a CI run on a loaded machine saw all 64 MiB go
         through, which hid the gateway's pause."""
-        channel = grpc.insecure_channel(
-            "unix:" + self.daemon.socket_path,
-            options=[("grpc.max_receive_message_length", 64 << 20),
-                     ("grpc.http2.bdp_probe", 0)])
+        channel = self.daemon.new_channel([("grpc.http2.bdp_probe", 0)])
         self.addCleanup(channel.close)
         return gateway_pb2_grpc.GatewayStub(channel)
 
