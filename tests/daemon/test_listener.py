@@ -109,7 +109,13 @@ class FdExhaustionTest(DaemonCase):
         for s in held:
             s.close()
         held.clear()
-        channel = grpc.insecure_channel("unix:" + d.socket_path)
+        # The client retries its connect every 100-500 ms: gRPC's default backoff (1 s, growing
+        # 1.6x) leaves only a few tries in START_TIMEOUT, and while the daemon drains a backlog
+        # full of the closed connections (slowly under TSan), a try can find it still full. A
+        # TSan run in CI timed out here.
+        channel = d.new_channel([("grpc.initial_reconnect_backoff_ms", 100),
+                                 ("grpc.min_reconnect_backoff_ms", 100),
+                                 ("grpc.max_reconnect_backoff_ms", 500)])
         self.addCleanup(channel.close)
         grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
         stats = admin_pb2_grpc.AdminStub(channel).GetStats(admin_pb2.GetStatsRequest(), timeout=10)
