@@ -14,8 +14,8 @@ import unittest
 
 import grpc
 
-from daemon_fixture import (START_TIMEOUT, WSGATED, Daemon, admin_pb2, admin_pb2_grpc,
-                            make_config, rpc_error_detail, sanitized, wait_for)
+from daemon_fixture import (START_TIMEOUT, WSGATED, Daemon, Session, admin_pb2, admin_pb2_grpc,
+                            gateway_pb2_grpc, make_config, rpc_error_detail, sanitized, wait_for)
 
 def closed_port_url():
     """A port nothing listens on: a session admitted past the fd budget fails with
@@ -38,6 +38,34 @@ def failure_cause(session, m=None):
     if m.error.detail.cause == "fd_limit":
         assert session.code == grpc.StatusCode.RESOURCE_EXHAUSTED, session.code
     return m.error.detail.cause
+
+
+def open_answer(stub, url, seen):
+    """Opens a session to `url` and returns the cause of its in-band error, or "unavailable:
+    ..." when gRPC dropped the call before any answer: with no fd left, the daemon's gRPC may
+    close a client connection (seen under ASan and TSan), which is a transport answer, not the
+    session's, so callers ask again. Counts each answer in `seen` for the failure message."""
+    session = Session(stub, timeout=30)
+    try:
+        session.send_open(url)
+        m = session.recv()
+        if m is None and session.code == grpc.StatusCode.UNAVAILABLE:
+            cause = "unavailable: %s" % session.details
+        else:
+            cause = failure_cause(session, m)
+    finally:
+        session.cleanup()
+    seen[cause] = seen.get(cause, 0) + 1
+    return cause
+
+
+def wait_for_answer(d, stub, url, cause, what):
+    """Asks until a session to `url` fails with `cause`; the failure lists the answers seen."""
+    seen = {}
+    try:
+        wait_for(lambda: open_answer(stub, url, seen) == cause, 20, interval=0.05, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; answers seen: %s%s" % (e, seen, d.log_tail())) from None
 
 
 def nofile(n):
@@ -123,16 +151,12 @@ class FdExhaustionTest(DaemonCase):
         wait_for(lambda: "accepting connections again" in d.log_text(), 10,
                  what="the recovery notice")
 
-        def session_admitted():
-            session = d.session(timeout=30)
-            try:
-                session.send_open(url)
-                return failure_cause(session) == "connection_refused"
-            finally:
-                session.cleanup()
-
         # The watcher retires the closed connections promptly; wait for the budget to recover.
-        wait_for(session_admitted, 20, interval=0.1, what="a session admitted again")
+        # The fresh channel, not the fixture's: the fixture's connection may have been dropped
+        # while no fd was left, and its reconnect backoff can outlast this wait (a TSan run in
+        # CI saw "UNAVAILABLE Socket closed" here).
+        wait_for_answer(d, gateway_pb2_grpc.GatewayStub(channel), url, "connection_refused",
+                        "a session admitted again")
         self.stop_ok(d)
 
 
@@ -158,39 +182,17 @@ class UpstreamFdLimitTest(DaemonCase):
         for _ in range(140):
             held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
 
-        seen = {}  # the causes answered so far, with their counts: the failure message's
-
-        def cause_of(target):
-            session = d.session(timeout=30)
-            try:
-                session.send_open(target)
-                m = session.recv()
-                if m is None and session.code == grpc.StatusCode.UNAVAILABLE:
-                    # With no fd left at all, gRPC itself may drop our connection (seen under
-                    # ASan, which holds more fds): not the answer this test waits for; ask again.
-                    cause = "unavailable: %s" % session.details
-                else:
-                    cause = failure_cause(session, m)
-            finally:
-                session.cleanup()
-            seen[cause] = seen.get(cause, 0) + 1
-            return cause
-
-        def wait_for_cause(target, cause, what):
-            seen.clear()
-            try:
-                wait_for(lambda: cause_of(target) == cause, 20, interval=0.05, what=what)
-            except AssertionError as e:
-                raise AssertionError("%s; answers seen: %s%s" % (e, seen, d.log_tail())) from None
-
-        wait_for_cause(url, "fd_limit", "a session whose upstream connect fails with fd_limit")
-        wait_for_cause(url.replace("127.0.0.1", "localhost"), "fd_limit",
-                       "the same for a name (resolver without an fd)")
+        gateway = d.gateway()
+        wait_for_answer(d, gateway, url, "fd_limit",
+                        "a session whose upstream connect fails with fd_limit")
+        wait_for_answer(d, gateway, url.replace("127.0.0.1", "localhost"), "fd_limit",
+                        "the same for a name (resolver without an fd)")
         self.assertIsNone(d.proc.poll(), "wsgated died" + d.log_tail())
         for c in held:
             c.close()
         held.clear()
-        wait_for_cause(url, "connection_refused", "sessions failing for the right reason again")
+        wait_for_answer(d, gateway, url, "connection_refused",
+                        "sessions failing for the right reason again")
         self.stop_ok(d)
 
 
