@@ -17,6 +17,6 @@ case "${1:-}" in
     ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 -LE packaging ;;
   --tsan)
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1} suppressions=$PWD/tests/tsan.supp"
-    ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 -R '^(rpc_unit|daemon_|LoggingTest|MemoryTrimmer)' ;;
+    ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 -L threads ;;
   *) ctest --test-dir build --output-on-failure -j2 --timeout 300 ;;
 esac
