@@ -15,6 +15,8 @@
 
 namespace wsgate::rpc {
 
+bool PeerError::out_of_fds() const { return code == EMFILE || code == ENFILE; }
+
 #ifdef _WIN32
 // Windows has no SO_PEERCRED, and gRPC accepts the local connections itself there
 // (service/daemon/local_listener.h): nothing is ever added, so find() knows no peer and the
@@ -23,8 +25,8 @@ PeerDirectory::PeerDirectory(RetireCallback on_retire) : on_retire_(std::move(on
 
 PeerDirectory::~PeerDirectory() = default;
 
-std::optional<PeerInfo> PeerDirectory::add(int /*fd*/, std::string* error) {
-  *error = "no peer credentials on Windows";
+std::optional<PeerInfo> PeerDirectory::add(int /*fd*/, PeerError* error) {
+  *error = PeerError{ENOSYS, "no peer credentials on Windows"};
   return std::nullopt;
 }
 #else
@@ -53,18 +55,26 @@ PeerDirectory::~PeerDirectory() {
   ::close(epoll_fd_);
 }
 
-std::optional<PeerInfo> PeerDirectory::add(int fd, std::string* error) {
+namespace {
+
+// The error of the call `what` that just failed (read errno before anything else can change it).
+PeerError last_error(const char* what) {
+  const int code = errno;
+  return PeerError{code, std::string(what) + ": " + std::strerror(code)};
+}
+
+}  // namespace
+
+std::optional<PeerInfo> PeerDirectory::add(int fd, PeerError* error) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    *error = std::string("SO_PEERCRED: ") + std::strerror(errno);
+    *error = last_error("SO_PEERCRED");
     return std::nullopt;
   }
   const int watch_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (watch_fd < 0) {
-    const int err = errno;
-    *error = std::string("dup: ") + std::strerror(err);
-    errno = err;  // the caller tells EMFILE from the rest
+    *error = last_error("dup");
     return std::nullopt;
   }
   Entry entry;
@@ -84,7 +94,7 @@ std::optional<PeerInfo> PeerDirectory::add(int fd, std::string* error) {
     ev.events = EPOLLRDHUP | EPOLLHUP;  // hang-up only: never EPOLLIN (that is gRPC's data)
     ev.data.u64 = entry.info.connection_id;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, watch_fd, &ev) != 0) {
-      *error = std::string("epoll_ctl: ") + std::strerror(errno);
+      *error = last_error("epoll_ctl");
       ::close(watch_fd);
       if (stale) {
         ::close(stale->watch_fd);

@@ -36,6 +36,14 @@
 
 namespace wsgate::rpc {
 
+// Why add() refused a connection: the errno of the call that failed, and a message naming it.
+struct PeerError {
+  int code = 0;
+  std::string message;
+  // No fd left for the watch (EMFILE: the process's limit, ENFILE: the system's).
+  bool out_of_fds() const;
+};
+
 struct PeerInfo {
   std::uint64_t connection_id = 0;  // unique for the daemon's life, from 1
   // The kernel's uid_t, gid_t and pid_t (32 bits on Linux), as fixed-width types that exist on
@@ -58,9 +66,9 @@ class PeerDirectory {
 
   // Registers an accepted unix connection (before it is handed to gRPC). Reads SO_PEERCRED
   // and starts watching a dup of `fd`. Returns the entry, or nullopt with *error set when the
-  // credentials cannot be read or the dup fails (errno is then EMFILE/ENFILE for a lack of
-  // fds): then the caller closes `fd`.
-  std::optional<PeerInfo> add(int fd, std::string* error);
+  // credentials cannot be read or the watch cannot be set up (error->out_of_fds() for a lack
+  // of fds): then the caller closes `fd`.
+  std::optional<PeerInfo> add(int fd, PeerError* error);
 
   // The connection behind a gRPC peer string ("fd:N"); nullopt for other peers (TCP) and for
   // connections already retired.

@@ -85,11 +85,11 @@ void UnixListener::accept_next() {
     asio::error_code release_ec;
     const int fd = socket.release(release_ec);
     if (release_ec || fd < 0) return accept_next();
-    std::string error;
+    rpc::PeerError error;
     if (!peers_.add(fd, &error)) {
       ::close(fd);  // the client sees EOF and may retry
-      if (errno == EMFILE || errno == ENFILE) return pause(error);
-      log::logger("daemon")->warn("unix connection refused: {}", error);
+      if (error.out_of_fds()) return pause(error.message);
+      log::logger("daemon")->warn("unix connection refused: {}", error.message);
       return accept_next();
     }
     if (backoff_.count() != 0) {

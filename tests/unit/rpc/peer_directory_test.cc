@@ -2,9 +2,11 @@
 // service/rpc/fd_budget.h, on real socketpairs.
 #include "service/rpc/peer_directory.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -57,9 +59,9 @@ TEST(PeerDirectory, ReadsCredentialsAndNamesTheConnectionLikeGrpc) {
   Retired retired;
   PeerDirectory dir([&](const PeerInfo& p) { retired.add(p); });
   Pair a;
-  std::string error;
+  PeerError error;
   auto info = dir.add(a.fds[0], &error);
-  ASSERT_TRUE(info) << error;
+  ASSERT_TRUE(info) << error.message;
   EXPECT_EQ(info->uid, ::geteuid());
   EXPECT_EQ(info->gid, ::getegid());
   EXPECT_EQ(info->pid, ::getpid());
@@ -76,9 +78,9 @@ TEST(PeerDirectory, PeerHangUpRetiresTheConnectionOnce) {
   Retired retired;
   PeerDirectory dir([&](const PeerInfo& p) { retired.add(p); });
   Pair a;
-  std::string error;
+  PeerError error;
   auto info = dir.add(a.fds[0], &error);
-  ASSERT_TRUE(info) << error;
+  ASSERT_TRUE(info) << error.message;
   a.close_end(1);  // the client goes away; the server's fd stays open (gRPC's)
   ASSERT_TRUE(retired.wait_for(1));
   EXPECT_EQ(retired.ids(), std::vector<std::uint64_t>{info->connection_id});
@@ -90,9 +92,9 @@ TEST(PeerDirectory, ServerSideShutdownRetiresTheConnection) {
   Retired retired;
   PeerDirectory dir([&](const PeerInfo& p) { retired.add(p); });
   Pair a;
-  std::string error;
+  PeerError error;
   auto info = dir.add(a.fds[0], &error);
-  ASSERT_TRUE(info) << error;
+  ASSERT_TRUE(info) << error.message;
   // What gRPC does when it drops a connection: shutdown(SHUT_RDWR), then close.
   ::shutdown(a.fds[0], SHUT_RDWR);
   a.close_end(0);
@@ -103,12 +105,12 @@ TEST(PeerDirectory, AReusedFdNumberRetiresTheOldConnectionFirst) {
   Retired retired;
   PeerDirectory dir([&](const PeerInfo& p) { retired.add(p); });
   Pair a;
-  std::string error;
+  PeerError error;
   auto first = dir.add(a.fds[0], &error);
-  ASSERT_TRUE(first) << error;
+  ASSERT_TRUE(first) << error.message;
   // Register the same fd number again, as accept() would after gRPC closed the old one.
   auto second = dir.add(a.fds[0], &error);
-  ASSERT_TRUE(second) << error;
+  ASSERT_TRUE(second) << error.message;
   EXPECT_NE(first->connection_id, second->connection_id);
   ASSERT_TRUE(retired.wait_for(1));
   EXPECT_EQ(retired.ids().front(), first->connection_id);
@@ -120,11 +122,37 @@ TEST(PeerDirectory, NotASocketIsAnError) {
   PeerDirectory dir;
   int p[2];
   ASSERT_EQ(::pipe(p), 0);
-  std::string error;
+  PeerError error;
   EXPECT_FALSE(dir.add(p[0], &error));
-  EXPECT_NE(error.find("SO_PEERCRED"), std::string::npos) << error;
+  EXPECT_NE(error.message.find("SO_PEERCRED"), std::string::npos) << error.message;
+  EXPECT_EQ(error.code, ENOTSOCK);
+  EXPECT_FALSE(error.out_of_fds());
   ::close(p[0]);
   ::close(p[1]);
+}
+
+// The listener pauses accept on this error alone, so it is told apart by its code (which
+// survives the listener closing the fd before it looks), not by errno or the message.
+TEST(PeerDirectory, NoFdLeftForTheWatchIsOutOfFds) {
+  PeerDirectory dir;
+  Pair a;
+  // The lowest free fd number becomes the limit: the dup of the watch finds no number.
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  PeerError error;
+  const auto info = dir.add(a.fds[0], &error);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(info);
+  EXPECT_EQ(error.code, EMFILE) << error.message;
+  EXPECT_TRUE(error.out_of_fds());
+  EXPECT_NE(error.message.find("dup"), std::string::npos) << error.message;
+  EXPECT_EQ(dir.size(), 0u);
 }
 
 TEST(FdBudget, CheckLimitNamesTheKeyTheLimitAndTheFix) {
