@@ -28,8 +28,6 @@ using spdlog::details::log_msg;
 
 constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e%z %l [%n] %v";
 constexpr const char* kTimestampPattern = "%Y-%m-%dT%H:%M:%S.%e%z";
-constexpr std::array<const char*, 6> kStandardComponents = {"daemon", "rpc",     "net",
-                                                           "pool",   "gateway", "protocol"};
 
 // Indexed by spdlog::level::level_enum; the configuration's names ("warn", not "warning").
 constexpr std::array<std::string_view, 7> kLevelNames = {"trace", "debug",    "info", "warn",
@@ -360,7 +358,7 @@ void init_logging(const LogConfig& config) {
   std::lock_guard<std::mutex> lock(s.mu);
   s.sink->configure(file, config.file, std::move(formatter));
   s.level = level;
-  for (const char* name : kStandardComponents) get_or_create(s, name);
+  for (std::string_view name : kComponents) get_or_create(s, name);
   for (auto& [name, l] : s.loggers) l->set_level(level);
 }
 

@@ -1,5 +1,5 @@
-// wsgated's logging: one spdlog logger per component ("daemon", "rpc", "net", "pool", "gateway",
-// "protocol", or any other name), all writing to one shared sink: stderr, or a file that
+// wsgated's logging: one spdlog logger per component (kComponents below, or any other name),
+// all writing to one shared sink: stderr, or a file that
 // reopen_logs() reopens by name (SIGHUP after log rotation).
 //
 // Formats (log.format):
@@ -21,6 +21,7 @@
 // from the thread that handles signals (e.g. an asio::signal_set), not from a signal handler.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -33,6 +34,11 @@
 #include "service/log/log_config.h"
 
 namespace wsgate::log {
+
+// The components wsgated logs under (docs/configuration.md says what each one logs). init_logging
+// creates their loggers, so spdlog::get() finds them from the start.
+inline constexpr std::array<std::string_view, 5> kComponents = {"daemon", "rpc", "net", "gateway",
+                                                                "protocol"};
 
 // Points every logger at a new sink built from `config`: sets the format, opens log.file (append)
 // or uses stderr, and applies log.level. May be called again (e.g. on reload). Throws

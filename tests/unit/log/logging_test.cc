@@ -356,18 +356,18 @@ TEST_F(LoggingTest, SessionEventsCarryTheDocumentedFieldsWithTheUrlRedacted) {
 TEST_F(LoggingTest, LevelsFilterAndCanChange) {
   const auto path = file("levels.log");
   init("text", path, "warn");
-  logger("pool")->info("hidden");
-  logger("pool")->warn("shown 1");
+  logger("net")->info("hidden");
+  logger("net")->warn("shown 1");
   set_log_level("debug");
-  logger("pool")->debug("shown 2");
+  logger("net")->debug("shown 2");
   logger("brand-new")->debug("shown 3");  // a logger created after the change gets the new level
-  logger("pool")->trace("hidden");
+  logger("net")->trace("hidden");
   set_log_level("off");
-  logger("pool")->critical("hidden");
+  logger("net")->critical("hidden");
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_TRUE(lines[0].ends_with("warn [pool] shown 1"));
-  EXPECT_TRUE(lines[1].ends_with("debug [pool] shown 2"));
+  EXPECT_TRUE(lines[0].ends_with("warn [net] shown 1"));
+  EXPECT_TRUE(lines[1].ends_with("debug [net] shown 2"));
   EXPECT_TRUE(lines[2].ends_with("debug [brand-new] shown 3"));
 }
 
@@ -394,10 +394,10 @@ TEST_F(LoggingTest, BadSettingsThrowAndKeepTheOldSink) {
 TEST_F(LoggingTest, ComponentsShareTheSinkAndAreRegistered) {
   const auto path = file("shared.log");
   init("text", path);
-  for (const char* name : {"daemon", "rpc", "net", "pool", "gateway", "protocol"}) {
+  for (std::string_view name : kComponents) {
     auto l = logger(name);
     EXPECT_EQ(l, logger(name));
-    EXPECT_EQ(spdlog::get(name), l) << name;
+    EXPECT_EQ(spdlog::get(std::string(name)), l) << name;
     l->info("from {}", name);
   }
   auto custom = logger("custom-component");
@@ -408,10 +408,14 @@ TEST_F(LoggingTest, ComponentsShareTheSinkAndAreRegistered) {
   spdlog::info("via the default logger");
 
   const auto lines = read_lines(path);
-  ASSERT_EQ(lines.size(), 8u);
-  EXPECT_TRUE(lines[5].ends_with("[protocol] from protocol"));
-  EXPECT_TRUE(lines[6].ends_with("[custom-component] from custom"));
-  EXPECT_TRUE(lines[7].ends_with("[daemon] via the default logger"));
+  const std::size_t n = kComponents.size();
+  ASSERT_EQ(lines.size(), n + 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string tail = "[" + std::string(kComponents[i]) + "] from " + std::string(kComponents[i]);
+    EXPECT_TRUE(lines[i].ends_with(tail)) << lines[i];
+  }
+  EXPECT_TRUE(lines[n].ends_with("[custom-component] from custom"));
+  EXPECT_TRUE(lines[n + 1].ends_with("[daemon] via the default logger"));
 }
 
 TEST_F(LoggingTest, InitAgainSwitchesFileAndFormatForExistingLoggers) {
