@@ -118,6 +118,14 @@ class TlsChannelTest : public ::testing::Test {
     SSL_set_accept_state(server_.get());
   }
 
+  // A client that trusts the server's certificate, connected to "localhost": the start of the
+  // tests of what comes after the handshake.
+  void connect() {
+    CtxPtr ctx = client_context(true);
+    make(ctx.get(), "localhost");
+    ASSERT_EQ(handshake().status, Status::done);
+  }
+
   // Steps both handshakes until the client's is over (done or failed); returns its last step.
   TlsChannel::Step handshake() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -212,9 +220,7 @@ TEST_F(TlsChannelTest, IpAddressIsVerifiedWithoutSni) {
 // The contract the owner relies on: bytes OpenSSL decrypted beyond the caller's buffer are not
 // visible as socket readiness, and the next read returns them without waiting.
 TEST_F(TlsChannelTest, BytesBeyondTheBufferStayInOpenSsl) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   const std::string sent(1000, 'x');
   ASSERT_EQ(SSL_write(server_.get(), sent.data(), static_cast<int>(sent.size())), 1000);
 
@@ -242,9 +248,7 @@ TEST_F(TlsChannelTest, BytesBeyondTheBufferStayInOpenSsl) {
 // A write the socket cannot take says want_write; the retry passes the same bytes from another
 // address (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), and the server receives the stream intact.
 TEST_F(TlsChannelTest, FullSocketThenRetryFromAnotherAddress) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   std::string data(4 << 20, '\0');
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + (i >> 12));
 
@@ -295,18 +299,14 @@ TEST_F(TlsChannelTest, PeerHangingUpOnTheClientHelloIsTruncatedWithNothingReceiv
 }
 
 TEST_F(TlsChannelTest, CloseNotifyReadsAsClosed) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   SSL_shutdown(server_.get());
   const TlsChannel::Step step = client_read_end();
   EXPECT_EQ(step.status, Status::closed);
 }
 
 TEST_F(TlsChannelTest, EndWithoutCloseNotifyIsTruncated) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   ::shutdown(server_fd_, SHUT_WR);
   const TlsChannel::Step step = client_read_end();
   EXPECT_EQ(step.status, Status::failed);
@@ -327,17 +327,13 @@ int server_read_end(SSL* server, int fd) {
 }
 
 TEST_F(TlsChannelTest, CloseNotifyReachesThePeerAsACleanEnd) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   EXPECT_TRUE(client_->close_notify());
   EXPECT_EQ(server_read_end(server_.get(), server_fd_), SSL_ERROR_ZERO_RETURN);
 }
 
 TEST_F(TlsChannelTest, CloseNotifyAnswersThePeers) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   ASSERT_EQ(SSL_shutdown(server_.get()), 0);  // the server's close_notify, ours not seen yet
   const TlsChannel::Step step = client_read_end();
   ASSERT_EQ(step.status, Status::closed);
@@ -355,9 +351,7 @@ TEST_F(TlsChannelTest, NoCloseNotifyBeforeTheHandshake) {
 }
 
 TEST_F(TlsChannelTest, NoCloseNotifyAfterAFailure) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   ::shutdown(server_fd_, SHUT_WR);
   const TlsChannel::Step step = client_read_end();
   ASSERT_EQ(step.status, Status::failed);
@@ -369,9 +363,7 @@ TEST_F(TlsChannelTest, NoCloseNotifyAfterAFailure) {
 // OpenSSL's own socket BIO would write() here and the process would die of SIGPIPE (this test
 // binary does not ignore the signal, like any program that embeds the transport).
 TEST_F(TlsChannelTest, WriteAfterThePeerIsGoneFailsWithoutSigpipe) {
-  CtxPtr ctx = client_context(true);
-  make(ctx.get(), "localhost");
-  ASSERT_EQ(handshake().status, Status::done);
+  ASSERT_NO_FATAL_FAILURE(connect());
   server_.reset();
   ::close(server_fd_);
   server_fd_ = -1;
