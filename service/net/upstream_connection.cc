@@ -629,22 +629,30 @@ void UpstreamConnection::continue_write() {
         return wait_writable(socket_wait(step.status));
       case TlsChannel::Step::Status::closed:
       case TlsChannel::Step::Status::failed:
-        write_rest_ = {};
-        write_completed_ = Completion{write_written_, false, step.message};
-        return;
+        return fail_write(step.message);
     }
   }
 }
 
+void UpstreamConnection::fail_write(std::string why) {
+  write_rest_ = {};
+  write_completed_ = Completion{write_written_, false, std::move(why)};
+}
+
 void UpstreamConnection::wait_writable(Connector::Socket::wait_type wait) {
-  socket_.async_wait(wait, [self = shared_from_this()](const asio::error_code& ec) {
+  wait_socket(wait, &UpstreamConnection::continue_write, &UpstreamConnection::fail_write);
+}
+
+void UpstreamConnection::wait_socket(Connector::Socket::wait_type wait,
+                                     void (UpstreamConnection::*resume)(),
+                                     void (UpstreamConnection::*fail)(std::string)) {
+  socket_.async_wait(wait, [self = shared_from_this(), resume, fail](const asio::error_code& ec) {
     Lock lock(self->mutex_);
     if (self->machine_.finished()) return;
     if (ec) {
-      self->write_rest_ = {};
-      self->write_completed_ = Completion{self->write_written_, false, ec.message()};
+      ((*self).*fail)(ec.message());
     } else {
-      self->continue_write();
+      ((*self).*resume)();
     }
     self->run(lock, {});
   });
@@ -677,9 +685,12 @@ void UpstreamConnection::continue_read() {
       return wait_readable(socket_wait(step.status));
     case TlsChannel::Step::Status::closed:
     case TlsChannel::Step::Status::failed:
-      read_completed_ = Completion{0, false, step.message};
-      return;
+      return fail_read(step.message);
   }
+}
+
+void UpstreamConnection::fail_read(std::string why) {
+  read_completed_ = Completion{0, false, std::move(why)};
 }
 
 void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
@@ -692,8 +703,11 @@ void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
         [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
           Lock lock(self->mutex_);
           if (self->machine_.finished()) return;
-          self->read_completed_ =
-              ec ? Completion{0, false, ec.message()} : Completion{n, true, {}};
+          if (ec) {
+            self->fail_read(ec.message());
+          } else {
+            self->read_completed_ = Completion{n, true, {}};
+          }
           // A read that did not fill the buffer drained the socket: the next read goes straight
           // back to the reactor, which tries the socket once itself when the read is queued (its
           // speculative read). Trying at once as well would cost a second recv that finds
@@ -703,16 +717,7 @@ void UpstreamConnection::wait_readable(Connector::Socket::wait_type wait) {
         });
     return;
   }
-  socket_.async_wait(wait, [self = shared_from_this()](const asio::error_code& ec) {
-    Lock lock(self->mutex_);
-    if (self->machine_.finished()) return;
-    if (ec) {
-      self->read_completed_ = Completion{0, false, ec.message()};
-    } else {
-      self->continue_read();
-    }
-    self->run(lock, {});
-  });
+  wait_socket(wait, &UpstreamConnection::continue_read, &UpstreamConnection::fail_read);
 }
 
 void UpstreamConnection::arm_timer(session::TimePoint deadline) {

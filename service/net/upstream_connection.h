@@ -211,12 +211,19 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
 
   // I/O: each start_ / continue_ does what the socket allows now; what completes is left in
   // write_completed_ / read_completed_ for run(), the rest waits for the socket (wait_*).
+  // fail_* ends the operation with an error.
   void start_write(const std::vector<session::ConstBuffer>& buffers);
   void continue_write();
+  void fail_write(std::string why);
   void wait_writable(Connector::Socket::wait_type wait);
   void start_read(session::MutableBuffer buffer);
   void continue_read();
+  void fail_read(std::string why);
   void wait_readable(Connector::Socket::wait_type wait);
+  // Waits until the socket is ready for `wait`, then, under the mutex, steps the operation
+  // again (`resume`) or ends it with the wait's error (`fail`), and runs the machine.
+  void wait_socket(Connector::Socket::wait_type wait, void (UpstreamConnection::*resume)(),
+                   void (UpstreamConnection::*fail)(std::string));
   TlsChannel::Step read_step(session::MutableBuffer buffer);
   TlsChannel::Step write_step();
   void arm_timer(session::TimePoint deadline);
