@@ -411,7 +411,8 @@ TEST_F(LoggingTest, ComponentsShareTheSinkAndAreRegistered) {
   const std::size_t n = kComponents.size();
   ASSERT_EQ(lines.size(), n + 2);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string tail = "[" + std::string(kComponents[i]) + "] from " + std::string(kComponents[i]);
+    const std::string name(kComponents[i]);
+    const std::string tail = "[" + name + "] from " + name;
     EXPECT_TRUE(lines[i].ends_with(tail)) << lines[i];
   }
   EXPECT_TRUE(lines[n].ends_with("[custom-component] from custom"));
