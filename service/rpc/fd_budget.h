@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -32,6 +33,10 @@ namespace wsgate::rpc {
 class FdBudget {
  public:
   static std::uint64_t reserve(std::uint64_t limit) { return 64 + limit / 16; }
+
+  // The errno values of a call that found no fd left: EMFILE (the process's limit) and ENFILE
+  // (the system's).
+  static bool out_of_fds(int errno_value) { return errno_value == EMFILE || errno_value == ENFILE; }
 
   // The smallest limit L with max_sessions + reserve(L) <= L.
   static std::uint64_t needed_limit(std::uint64_t max_sessions) {

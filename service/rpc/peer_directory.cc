@@ -13,9 +13,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "service/rpc/fd_budget.h"
+
 namespace wsgate::rpc {
 
-bool PeerError::out_of_fds() const { return code == EMFILE || code == ENFILE; }
+bool PeerError::out_of_fds() const { return FdBudget::out_of_fds(code); }
 
 #ifdef _WIN32
 // Windows has no SO_PEERCRED, and gRPC accepts the local connections itself there

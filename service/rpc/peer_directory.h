@@ -40,7 +40,7 @@ namespace wsgate::rpc {
 struct PeerError {
   int code = 0;
   std::string message;
-  // No fd left for the watch (EMFILE: the process's limit, ENFILE: the system's).
+  // No fd left for the watch (FdBudget::out_of_fds).
   bool out_of_fds() const;
 };
 

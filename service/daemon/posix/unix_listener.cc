@@ -74,7 +74,7 @@ void UnixListener::accept_next() {
     if (closed_) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
-      if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+      if ((ec.category() == asio::system_category() && rpc::FdBudget::out_of_fds(ec.value())) ||
           ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
         return pause(ec.message());
       }
