@@ -137,7 +137,7 @@ TEST(PeerDirectory, NoFdLeftForTheWatchIsOutOfFds) {
   PeerDirectory dir;
   Pair a;
   // The lowest free fd number becomes the limit: the dup of the watch finds no number.
-  const int lowest_free = ::dup(0);
+  const int lowest_free = ::dup(a.fds[0]);
   ASSERT_GE(lowest_free, 0);
   ::close(lowest_free);
   rlimit saved{};
