@@ -1,6 +1,6 @@
 // wsgated's logging: one spdlog logger per component (kComponents below, or any other name),
-// all writing to one shared sink: stderr, or a file that
-// reopen_logs() reopens by name (SIGHUP after log rotation).
+// all writing to one shared sink: stderr, or a file that reopen_logs() reopens by name (SIGHUP
+// after log rotation).
 //
 // Formats (log.format):
 //   text: 2024-05-01T12:00:00.123+02:00 info [rpc] message
